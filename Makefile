@@ -1,0 +1,70 @@
+# The README's commands. Every target bootstraps what it needs from a bare machine.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+export UV_PYTHON_DOWNLOADS := never
+export UV_PYTHON ?= 3.11
+export PYTHONDONTWRITEBYTECODE := 1
+
+UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+RUN := $(UV) run --locked
+
+.PHONY: help bootstrap serve token test lint typecheck pytest bench plan migrate postgres-binaries wrk
+
+help:
+	@echo "make serve   run the service locally as App Service runs it (SQLite, development tokens)"
+	@echo "make test    set up and run the whole test suite (lint, types, tests on SQLite and PostgreSQL)"
+	@echo "make token   mint a development bearer token for make serve"
+	@echo "make bench   benchmark the service against a bare FastAPI app (wrk on loopback)"
+	@echo "make plan    print the dev stack's resources, policy verdict and cost, offline"
+
+$(UV):
+	@command -v python3 >/dev/null || { echo "python3 is required" >&2; exit 1; }
+	python3 -m pip install --user --quiet uv || python3 -m pip install --quiet uv
+	@test -x $(UV) || ln -sf "$$(command -v uv)" $(UV) 2>/dev/null || true
+
+bootstrap: $(UV)
+	$(UV) sync --locked
+
+serve: bootstrap
+	@mkdir -p var
+	@echo "Serving on http://127.0.0.1:$${PORT:-8000} with the embedded SQLite database (var/backend-iac.sqlite3)."
+	@echo "Call it with a development token:"
+	@echo "  TOKEN=\$$(make -s token)"
+	@echo "  curl -H \"Authorization: Bearer \$$TOKEN\" -d '{\"name\":\"first\"}' -H 'content-type: application/json' http://127.0.0.1:$${PORT:-8000}/api/v1/items"
+	APP_ENV=development $(RUN) $$($(RUN) python -c 'from service.startup import STARTUP_COMMAND; print(STARTUP_COMMAND)')
+
+token: bootstrap
+	@$(RUN) python -m service.dev_keys mint
+
+migrate: bootstrap
+	$(RUN) python -m service.db.migrations
+
+postgres-binaries:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || { \
+	  echo "Installing PostgreSQL (Debian package) for the test suite"; \
+	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq postgresql >/dev/null; }
+
+wrk:
+	@command -v wrk >/dev/null || { \
+	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq wrk >/dev/null; }
+
+lint: bootstrap
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+
+typecheck: bootstrap
+	$(RUN) mypy
+
+pytest: bootstrap postgres-binaries
+	$(RUN) pytest $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+bench: bootstrap postgres-binaries wrk
+	$(RUN) python -m bench.run
+
+plan: bootstrap
+	$(RUN) backend-iac plan --stack dev

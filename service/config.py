@@ -1,0 +1,155 @@
+"""Settings: read from the environment once, validated, every bad field named at start-up."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Final
+from urllib.parse import urlsplit
+
+from pydantic import Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The issuer `make token` signs for; only ever trusted when APP_ENV=development.
+DEVELOPMENT_ISSUER: Final = "http://127.0.0.1/backend-iac-dev"
+DEVELOPMENT_AUDIENCE: Final = "api://backend-iac-dev"
+
+# Settings a production deployment must set (the stack sets every one of them; the doctor checks).
+PRODUCTION_REQUIRED_SETTINGS: Final = ("APP_ENV", "AUTH_ISSUER", "AUTH_AUDIENCE")
+
+
+class AppEnv(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class DatabaseAuth(StrEnum):
+    PASSWORD = "password"  # noqa: S105 - a mode name, not a password
+    MANAGED_IDENTITY = "managed-identity"
+
+
+class ConfigurationError(Exception):
+    """Start-up refused: the message lists every bad setting by name."""
+
+
+def _is_loopback(host: str | None) -> bool:
+    if host in (None, ""):
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _default_sqlite_path(app_env: AppEnv) -> Path:
+    if app_env is AppEnv.PRODUCTION:
+        # App Service persists /home (HOME) across restarts and instances; the app directory may not be.
+        return Path(os.environ.get("HOME", "/home")) / "data" / "backend-iac.sqlite3"
+    return Path("var") / "backend-iac.sqlite3"
+
+
+class Settings(BaseSettings):
+    """Every setting the service reads. Names are the environment variables, upper-cased."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+
+    app_env: AppEnv = AppEnv.DEVELOPMENT
+    database_url: str | None = None
+    database_auth: DatabaseAuth = DatabaseAuth.PASSWORD
+    database_connect_timeout: float = Field(default=3.0, gt=0, le=30)
+    database_statement_timeout: float = Field(default=5.0, gt=0, le=120)
+    database_pool_size: int = Field(default=5, ge=1, le=50)
+    database_pool_timeout: float = Field(default=3.0, gt=0, le=30)
+    # The Entra resource whose token a managed identity presents to Azure Database for PostgreSQL.
+    database_token_scope: str = "https://ossrdbms-aad.database.windows.net/.default"
+    auth_issuer: str | None = None
+    auth_audience: str | None = None
+    auth_jwks_url: str | None = None
+    auth_leeway_seconds: int = Field(default=30, ge=0, le=300)
+    auth_jwks_refresh_interval: float = Field(default=60.0, ge=1, le=3600)
+    auth_http_timeout: float = Field(default=3.0, gt=0, le=30)
+    app_commit_sha: str | None = None
+    build_info_path: Path = Path("build_info.json")
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+
+    @model_validator(mode="after")
+    def _check_coherent(self) -> Settings:
+        problems: list[str] = []
+        if self.database_url is not None and not self.database_url.startswith(
+            ("postgresql://", "postgres://", "sqlite:///")
+        ):
+            problems.append("DATABASE_URL: must start with postgresql:// or sqlite:/// (got another scheme)")
+        if self.database_auth is DatabaseAuth.MANAGED_IDENTITY and not self.uses_postgres:
+            problems.append("DATABASE_AUTH: managed-identity needs a postgresql:// DATABASE_URL")
+        if self.app_env is AppEnv.PRODUCTION:
+            problems.extend(self._production_problems())
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def _production_problems(self) -> list[str]:
+        problems: list[str] = []
+        for name, value in (("AUTH_ISSUER", self.auth_issuer), ("AUTH_AUDIENCE", self.auth_audience)):
+            if not value:
+                problems.append(f"{name}: required when APP_ENV=production")
+        if self.auth_issuer == DEVELOPMENT_ISSUER:
+            problems.append("AUTH_ISSUER: the development issuer is refused when APP_ENV=production")
+        for name, url in (("AUTH_ISSUER", self.auth_issuer), ("AUTH_JWKS_URL", self.auth_jwks_url)):
+            if url:
+                parts = urlsplit(url)
+                if parts.scheme != "https" and not (parts.scheme == "http" and _is_loopback(parts.hostname)):
+                    problems.append(f"{name}: must be an https:// URL in production (got {parts.scheme}://)")
+        return problems
+
+    @property
+    def uses_postgres(self) -> bool:
+        return self.database_url is not None and self.database_url.startswith(("postgresql://", "postgres://"))
+
+    @property
+    def sqlite_path(self) -> Path:
+        """The SQLite file: from DATABASE_URL, else the embedded default."""
+        if self.database_url and self.database_url.startswith("sqlite:///"):
+            return Path(self.database_url.removeprefix("sqlite:///"))
+        return _default_sqlite_path(self.app_env)
+
+    @property
+    def development_auth(self) -> bool:
+        """Development without an identity provider: trust the local key `make token` signs with."""
+        return self.app_env is AppEnv.DEVELOPMENT and self.auth_issuer in (None, DEVELOPMENT_ISSUER)
+
+    @property
+    def issuer(self) -> str:
+        return self.auth_issuer or DEVELOPMENT_ISSUER
+
+    @property
+    def audience(self) -> str:
+        return self.auth_audience or DEVELOPMENT_AUDIENCE
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        field = ".".join(str(part) for part in item["loc"]).upper()
+        message = item["msg"].removeprefix("Value error, ")
+        lines.append(f"{field}: {message}" if field else message)
+    return "; ".join(lines)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment (plus explicit overrides), or raise ConfigurationError naming every bad setting."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        msg = f"invalid configuration: {_describe(error)}"
+        raise ConfigurationError(msg) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, parsed once. Tests build their own with load_settings()."""
+    return load_settings()
