@@ -66,7 +66,9 @@ class Settings(BaseSettings):
     database_pool_size: int = Field(default=5, ge=1, le=50)
     database_pool_timeout: float = Field(default=3.0, gt=0, le=30)
     # The Entra resource whose token a managed identity presents to Azure Database for PostgreSQL.
-    database_token_scope: str = "https://ossrdbms-aad.database.windows.net/.default"
+    database_token_scope: str = "https://ossrdbms-aad.database.windows.net/.default"  # noqa: S105 - a scope
+    # Which user-assigned identity fetches the database token (App Service sets AZURE_CLIENT_ID for it).
+    azure_client_id: str | None = None
     auth_issuer: str | None = None
     auth_audience: str | None = None
     auth_jwks_url: str | None = None
@@ -74,7 +76,7 @@ class Settings(BaseSettings):
     auth_jwks_refresh_interval: float = Field(default=60.0, ge=1, le=3600)
     auth_http_timeout: float = Field(default=3.0, gt=0, le=30)
     app_commit_sha: str | None = None
-    build_info_path: Path = Path("build_info.json")
+    build_info_path: Path | None = None  # default: build_info.json beside the service package
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
 
     @model_validator(mode="after")
@@ -108,7 +110,9 @@ class Settings(BaseSettings):
 
     @property
     def uses_postgres(self) -> bool:
-        return self.database_url is not None and self.database_url.startswith(("postgresql://", "postgres://"))
+        return self.database_url is not None and self.database_url.startswith(
+            ("postgresql://", "postgres://")
+        )
 
     @property
     def sqlite_path(self) -> Path:
@@ -141,7 +145,7 @@ def _describe(error: ValidationError) -> str:
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Read the environment (plus explicit overrides), or raise ConfigurationError naming every bad setting."""
+    """Read the environment (plus overrides), or raise ConfigurationError naming every bad setting."""
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as error:

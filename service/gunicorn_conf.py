@@ -1,0 +1,58 @@
+"""Gunicorn settings for `service.startup.STARTUP_COMMAND`: the same locally, in tests and on App Service."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from service.logging import logging_config
+from service.startup import FRONT_END_TIMEOUT_SECONDS
+
+bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+worker_class = "uvicorn_worker.UvicornWorker"
+
+# A worker silent this long is killed and replaced; well under the front end's fixed 230 s.
+timeout = 120
+# SIGTERM (App Service stopping or recycling the container): requests in flight get this long to finish.
+graceful_timeout = int(os.environ.get("GRACEFUL_TIMEOUT", "25"))
+# Longer than the front end's idle keep-alive, so it never reuses a connection we just closed.
+keepalive = 75
+# App Service terminates TLS in front of the container and sets X-Forwarded-*; nothing else reaches it.
+forwarded_allow_ips = "*"
+accesslog = None
+logconfig_dict = logging_config(os.environ.get("LOG_LEVEL", "INFO").upper())
+
+assert timeout < FRONT_END_TIMEOUT_SECONDS  # noqa: S101 - a configuration invariant, checked at import
+
+
+def on_starting(server: Any) -> None:
+    """In the master, before any worker: refuse bad settings once, then migrate once.
+
+    Misconfiguration exits the whole process with a message naming each bad setting, instead of
+    workers crash-looping into what would look like gunicorn worker timeouts.
+    """
+    from service.config import ConfigurationError, get_settings
+    from service.db.errors import DatabaseUnavailable
+    from service.db.factory import open_store
+
+    try:
+        settings = get_settings()
+    except ConfigurationError as error:
+        server.log.error("start-up refused: %s", error)
+        print(f"backend-iac: start-up refused: {error}", file=sys.stderr)
+        sys.exit(3)
+    store = open_store(settings)
+    try:
+        applied = store.migrate()
+        server.log.info("schema migrations applied: %s", applied or "none pending")
+    except DatabaseUnavailable as error:
+        if not settings.uses_postgres:
+            server.log.error("start-up refused: DATABASE_URL: the SQLite database cannot be used: %s", error)
+            sys.exit(3)
+        server.log.warning(
+            "database unreachable at start-up; workers retry and /readyz reports it: %s", error
+        )
+    finally:
+        store.close()

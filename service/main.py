@@ -1,0 +1,85 @@
+"""The ASGI application: `service.main:app`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+from fastapi import FastAPI
+
+from service.auth import JwksCache, KeySource, StaticKeys, TokenVerifier
+from service.config import Settings, get_settings
+from service.db.errors import DatabaseUnavailable
+from service.db.factory import open_store
+from service.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from service.problems import install_problem_handlers
+from service.routes import health, items, version
+
+logger = logging.getLogger("backend_iac")
+
+
+def _key_source(settings: Settings) -> KeySource:
+    if settings.development_auth:
+        from service.dev_keys import development_jwks
+
+        return StaticKeys(development_jwks())
+    return JwksCache(
+        issuer=settings.issuer,
+        jwks_url=settings.auth_jwks_url,
+        http_timeout=settings.auth_http_timeout,
+        min_refresh_interval=settings.auth_jwks_refresh_interval,
+    )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app; settings default to the environment's, read once."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        resolved = settings or get_settings()
+        app.state.settings = resolved
+        app.state.version_info = version.read_version_info(
+            build_info_path=resolved.build_info_path or version.default_build_info_path(),
+            commit_env=resolved.app_commit_sha,
+            started_at=datetime.now(UTC),
+        )
+        keys = _key_source(resolved)
+        if isinstance(keys, JwksCache):
+            await keys.refresh()  # warm the cache; an unreachable IdP is logged and retried on demand
+        app.state.verifier = TokenVerifier(
+            issuer=resolved.issuer,
+            audience=resolved.audience,
+            keys=keys,
+            leeway_seconds=resolved.auth_leeway_seconds,
+        )
+        store = open_store(resolved)
+        try:
+            store.migrate()  # normally already done by the gunicorn master; cheap when it was
+        except DatabaseUnavailable as error:
+            logger.warning(
+                "database not ready at start-up; readiness will report it", extra={"reason": str(error)}
+            )
+        app.state.store = store
+        try:
+            yield
+        finally:
+            store.close()
+
+    app = FastAPI(
+        title="backend-iac",
+        summary="The example backend that backend-iac deploys to Azure App Service.",
+        lifespan=lifespan,
+    )
+    install_problem_handlers(app)
+    app.include_router(health.router)
+    app.include_router(version.router)
+    app.include_router(items.router)
+    max_body = (settings.max_body_bytes if settings else None) or 1024 * 1024
+    app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=max_body)
+    app.add_middleware(RequestContextMiddleware)
+    return app
+
+
+app = create_app()

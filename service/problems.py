@@ -1,0 +1,121 @@
+"""RFC 9457 problem documents, and the exception handlers that turn every failure into one."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from service.auth import AuthError
+from service.db.errors import DatabaseUnavailable
+from service.request_context import current_request_id
+
+PROBLEM_JSON = "application/problem+json"
+TYPE_BASE = "urn:backend-iac:problem:"
+
+logger = logging.getLogger("backend_iac.errors")
+
+
+def problem(
+    status: int,
+    *,
+    detail: str | None = None,
+    kind: str | None = None,
+    instance: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    **extensions: Any,
+) -> JSONResponse:
+    """A problem+json response. `kind` names the problem type; without one the type is about:blank."""
+    body: dict[str, Any] = {
+        "type": f"{TYPE_BASE}{kind}" if kind else "about:blank",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+    }
+    if detail:
+        body["detail"] = detail
+    if instance:
+        body["instance"] = instance
+    request_id = current_request_id()
+    if request_id:
+        body["request_id"] = request_id
+    body.update(extensions)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _field_name(location: tuple[int | str, ...]) -> str:
+    # ("body", "name") -> "name"; ("query", "limit") -> "limit"; a bare ("body",) is the body itself.
+    parts = [str(part) for part in location[1:]] if len(location) > 1 else [str(part) for part in location]
+    return ".".join(parts)
+
+
+async def _validation_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)  # noqa: S101 - registered for this type only
+    errors = []
+    for item in error.errors():
+        location = tuple(item.get("loc", ()))
+        message = (
+            "malformed JSON body" if item.get("type") == "json_invalid" else str(item.get("msg", "invalid"))
+        )
+        errors.append(
+            {
+                "field": _field_name(location),
+                "location": str(location[0]) if location else "",
+                "message": message,
+            }
+        )
+    first = errors[0] if errors else {"field": "body", "message": "invalid request"}
+    return problem(
+        422,
+        kind="validation-error",
+        detail=f"{first['field']}: {first['message']}",
+        instance=request.url.path,
+        errors=errors,
+    )
+
+
+async def _http_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, StarletteHTTPException)  # noqa: S101 - registered for this type only
+    detail = error.detail if isinstance(error.detail, str) else None
+    return problem(error.status_code, detail=detail, instance=request.url.path, headers=error.headers)
+
+
+async def _auth_error(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, AuthError)  # noqa: S101 - registered for this type only
+    return problem(
+        error.status,
+        kind=error.code.replace("_", "-"),
+        detail=error.detail,
+        instance=request.url.path,
+        headers={"WWW-Authenticate": error.challenge},
+    )
+
+
+async def _database_unavailable(request: Request, error: Exception) -> JSONResponse:
+    logger.warning("database unavailable", extra={"path": request.url.path, "reason": str(error)})
+    return problem(
+        503,
+        kind="dependency-unavailable",
+        detail="the database is not answering; retry shortly",
+        instance=request.url.path,
+        headers={"Retry-After": "5"},
+        dependency="database",
+    )
+
+
+async def _unexpected(request: Request, error: Exception) -> JSONResponse:
+    logger.exception("unhandled error", extra={"path": request.url.path})
+    return problem(500, detail="an unexpected error occurred; it has been logged", instance=request.url.path)
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(AuthError, _auth_error)
+    app.add_exception_handler(DatabaseUnavailable, _database_unavailable)
+    app.add_exception_handler(Exception, _unexpected)

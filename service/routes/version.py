@@ -1,0 +1,53 @@
+"""What code is running: the build information baked into the artifact, else APP_COMMIT_SHA."""
+
+from __future__ import annotations
+
+import json
+import platform
+from datetime import datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Final
+
+from fastapi import APIRouter, Request
+
+from service.schemas import VersionInfo
+
+router = APIRouter(tags=["health"])
+
+# The packaging step writes this file at the artifact's root, beside the `service` package.
+BUILD_INFO_FILE: Final = "build_info.json"
+
+
+def default_build_info_path() -> Path:
+    return Path(__file__).resolve().parents[2] / BUILD_INFO_FILE
+
+
+def read_version_info(*, build_info_path: Path, commit_env: str | None, started_at: datetime) -> VersionInfo:
+    """Build file first, then APP_COMMIT_SHA, then "unknown"; an unreadable file counts as absent."""
+    build: dict[str, object] = {}
+    try:
+        loaded = json.loads(build_info_path.read_text(encoding="utf-8"))
+        if isinstance(loaded, dict):
+            build = loaded
+    except (OSError, ValueError):
+        pass
+    commit = build.get("commit") if isinstance(build.get("commit"), str) else None
+    version = build.get("version") if isinstance(build.get("version"), str) else None
+    if version is None:
+        try:
+            version = metadata.version("backend-iac")
+        except metadata.PackageNotFoundError:
+            version = "unknown"
+    return VersionInfo(
+        version=str(version),
+        commit=str(commit or commit_env or "unknown"),
+        python=platform.python_version(),
+        started_at=started_at,
+    )
+
+
+@router.get("/version", summary="The running build: version, commit, Python, start time")
+async def version(request: Request) -> VersionInfo:
+    info: VersionInfo = request.app.state.version_info
+    return info

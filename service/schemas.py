@@ -1,0 +1,70 @@
+"""The API's shapes, by role: what a client sends to create or change an item, and what it gets back."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from service.db.records import Item
+
+Name = Annotated[str, Field(min_length=1, max_length=200, description="1 to 200 characters")]
+Description = Annotated[str, Field(max_length=2000, description="at most 2000 characters")]
+
+
+class ItemCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name
+    description: Description | None = None
+
+
+class ItemUpdate(BaseModel):
+    """A partial update: fields left out stay as they are; `description: null` clears it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name | None = None
+    description: Description | None = None
+
+
+class ItemPublic(BaseModel):
+    id: str
+    name: str
+    description: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, item: Item) -> ItemPublic:
+        return cls(
+            id=item.id,
+            name=item.name,
+            description=item.description,
+            created_at=item.created_at,
+            updated_at=item.updated_at,
+        )
+
+
+class ItemPage(BaseModel):
+    items: list[ItemPublic]
+    limit: int
+    offset: int
+    next_offset: int | None = Field(description="the offset of the next page, or null on the last page")
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Readiness(BaseModel):
+    status: str
+    checks: dict[str, str]
+
+
+class VersionInfo(BaseModel):
+    version: str
+    commit: str
+    python: str
+    started_at: datetime
