@@ -59,16 +59,11 @@ async def _validation_error(request: Request, error: Exception) -> JSONResponse:
     errors = []
     for item in error.errors():
         location = tuple(item.get("loc", ()))
-        message = (
-            "malformed JSON body" if item.get("type") == "json_invalid" else str(item.get("msg", "invalid"))
-        )
-        errors.append(
-            {
-                "field": _field_name(location),
-                "location": str(location[0]) if location else "",
-                "message": message,
-            }
-        )
+        if item.get("type") == "json_invalid":
+            field, message = "body", "malformed JSON"
+        else:
+            field, message = _field_name(location), str(item.get("msg", "invalid"))
+        errors.append({"field": field, "location": str(location[0]) if location else "", "message": message})
     first = errors[0] if errors else {"field": "body", "message": "invalid request"}
     return problem(
         422,
