@@ -1,0 +1,71 @@
+"""Shared fixtures: a real PostgreSQL server, a local OIDC issuer, stores on both backends."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from service.config import Settings, load_settings
+from service.db.factory import open_store
+from service.db.store import Store
+from tests.support.issuer import AUDIENCE, LocalIssuer
+from tests.support.postgres import PostgresServer
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One real PostgreSQL server for the session (Debian's package, run as the postgres user)."""
+    server = PostgresServer()
+    server.init()
+    server.start()
+    server.create_role()
+    yield server
+    server.destroy()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """A fresh, empty database for one test."""
+    return postgres_server.create_database(f"t_{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture(scope="session")
+def issuer() -> Iterator[LocalIssuer]:
+    """A local OIDC issuer (discovery + JWKS over HTTP on 127.0.0.1)."""
+    local = LocalIssuer().start()
+    yield local
+    local.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The same test against both backends: a fresh SQLite file, then a fresh Postgres database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'items.sqlite3'}"
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    return server.create_database(f"t_{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture
+def settings(database_url: str, issuer: LocalIssuer, tmp_path: Path) -> Settings:
+    """Production-like settings: a real issuer over HTTP, the database under test."""
+    return load_settings(
+        app_env="production",
+        database_url=database_url,
+        auth_issuer=issuer.url,
+        auth_audience=AUDIENCE,
+        auth_jwks_refresh_interval=1.0,
+        build_info_path=tmp_path / "missing-build-info.json",
+    )
+
+
+@pytest.fixture
+def store(settings: Settings) -> Iterator[Store]:
+    """A migrated store on the backend under test."""
+    opened = open_store(settings)
+    opened.migrate()
+    yield opened
+    opened.close()

@@ -1,0 +1,139 @@
+"""A local OpenID Connect issuer: discovery document and JWKS served over HTTP on 127.0.0.1.
+
+Tests mint tokens with its keys and can rotate keys, take the JWKS endpoint away, and count requests.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+AUDIENCE = "api://backend-iac-tests"
+
+
+@dataclass
+class SigningKey:
+    kid: str
+    private: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+    algorithm: str
+
+    def public_jwk(self) -> dict[str, Any]:
+        algorithm = jwt.algorithms.RSAAlgorithm if self.algorithm == "RS256" else jwt.algorithms.ECAlgorithm
+        jwk: dict[str, Any] = json.loads(algorithm.to_jwk(self.private.public_key()))  # type: ignore[attr-defined]
+        jwk.update({"kid": self.kid, "alg": self.algorithm, "use": "sig"})
+        return jwk
+
+
+def new_key(algorithm: str = "RS256") -> SigningKey:
+    private: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+    if algorithm == "RS256":
+        private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    else:
+        private = ec.generate_private_key(ec.SECP256R1())
+    return SigningKey(kid=f"{algorithm.lower()}-{uuid.uuid4().hex[:8]}", private=private, algorithm=algorithm)
+
+
+@dataclass
+class LocalIssuer:
+    keys: list[SigningKey] = field(default_factory=lambda: [new_key("RS256"), new_key("ES256")])
+    available: bool = True
+    jwks_requests: int = 0
+    _server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    @property
+    def jwks_url(self) -> str:
+        return f"{self.url}/jwks"
+
+    def start(self) -> LocalIssuer:
+        issuer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                if not issuer.available:
+                    self.send_error(503)
+                    return
+                if self.path == "/.well-known/openid-configuration":
+                    body: Mapping[str, Any] = {"issuer": issuer.url, "jwks_uri": issuer.jwks_url}
+                elif self.path == "/jwks":
+                    issuer.jwks_requests += 1
+                    body = {"keys": [key.public_jwk() for key in issuer.keys]}
+                else:
+                    self.send_error(404)
+                    return
+                payload = json.dumps(body).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    def rotate(self) -> SigningKey:
+        """Replace every key with a new one (as an identity provider's key rollover does)."""
+        key = new_key("RS256")
+        self.keys = [key]
+        return key
+
+    def mint(
+        self,
+        *,
+        subject: str = "user-1",
+        scopes: str | None = "items.read items.write",
+        roles: list[str] | None = None,
+        key: SigningKey | None = None,
+        ttl: int = 600,
+        not_before: int | None = None,
+        audience: str = AUDIENCE,
+        issuer: str | None = None,
+        extra: Mapping[str, Any] | None = None,
+        headers: Mapping[str, Any] | None = None,
+        oid: str | None = None,
+    ) -> str:
+        signing = key or self.keys[0]
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "iss": issuer or self.url,
+            "aud": audience,
+            "sub": subject,
+            "iat": now,
+            "nbf": not_before if not_before is not None else now,
+            "exp": now + ttl,
+        }
+        if scopes is not None:
+            claims["scp"] = scopes
+        if roles is not None:
+            claims["roles"] = roles
+        if oid is not None:
+            claims["oid"] = oid
+        claims.update(extra or {})
+        return jwt.encode(
+            claims,
+            signing.private,
+            algorithm=signing.algorithm,
+            headers={"kid": signing.kid, **(headers or {})},
+        )
