@@ -135,13 +135,13 @@ class Settings(BaseSettings):
         return self.auth_audience or DEVELOPMENT_AUDIENCE
 
 
-def _describe(error: ValidationError) -> str:
+def _describe(error: ValidationError) -> list[str]:
     lines = []
     for item in error.errors():
         field = ".".join(str(part) for part in item["loc"]).upper()
         message = item["msg"].removeprefix("Value error, ")
-        lines.append(f"{field}: {message}" if field else message)
-    return "; ".join(lines)
+        lines.extend(message.split("; ") if not field else [f"{field}: {message}"])
+    return lines
 
 
 def load_settings(**overrides: object) -> Settings:
@@ -149,7 +149,19 @@ def load_settings(**overrides: object) -> Settings:
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as error:
-        msg = f"invalid configuration: {_describe(error)}"
+        problems = _describe(error)
+        # Field errors stop pydantic before the cross-field checks: run those too, with the bad fields
+        # at their defaults, so one message names every bad setting at once.
+        bad = {str(item["loc"][0]) for item in error.errors() if item["loc"]}
+        if bad:
+            defaults = {
+                name: Settings.model_fields[name].default for name in bad if name in Settings.model_fields
+            }
+            try:
+                Settings(**{**overrides, **defaults})
+            except ValidationError as second:
+                problems.extend(line for line in _describe(second) if line not in problems)
+        msg = f"invalid configuration: {'; '.join(problems)}"
         raise ConfigurationError(msg) from None
 
 

@@ -22,6 +22,8 @@ keepalive = 75
 # App Service terminates TLS in front of the container and sets X-Forwarded-*; nothing else reaches it.
 forwarded_allow_ips = "*"
 accesslog = None
+# Gunicorn's control socket would sit under $HOME, which App Service shares between instances: off.
+control_socket_disable = True
 logconfig_dict = logging_config(os.environ.get("LOG_LEVEL", "INFO").upper())
 
 assert timeout < FRONT_END_TIMEOUT_SECONDS  # noqa: S101 - a configuration invariant, checked at import

@@ -1,0 +1,99 @@
+"""The service under its real start command (gunicorn + uvicorn workers), over HTTP on loopback."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.issuer import AUDIENCE, LocalIssuer
+from tests.support.postgres import PostgresServer
+from tests.support.service_process import ServiceProcess
+
+pytestmark = pytest.mark.slow
+
+
+def _production_env(issuer: LocalIssuer, home: Path, **extra: str) -> dict[str, str]:
+    return {
+        "APP_ENV": "production",
+        "AUTH_ISSUER": issuer.url,
+        "AUTH_AUDIENCE": AUDIENCE,
+        "HOME": str(home),
+        **extra,
+    }
+
+
+def test_serves_the_api_on_the_embedded_sqlite_default(issuer: LocalIssuer, tmp_path: Path) -> None:
+    """Production mode with no DATABASE_URL: SQLite under $HOME/data, items created and read over HTTP."""
+    env = _production_env(issuer, tmp_path, APP_COMMIT_SHA="abc1234")
+    with ServiceProcess(env) as service:
+        headers = {"Authorization": f"Bearer {issuer.mint()}"}
+        created = httpx.post(f"{service.url}/api/v1/items", json={"name": "over http"}, headers=headers)
+        assert created.status_code == 201, created.text
+        read = httpx.get(service.url + created.headers["location"], headers=headers)
+        assert read.json()["name"] == "over http"
+        assert httpx.get(f"{service.url}/readyz").status_code == 200
+        assert httpx.get(f"{service.url}/version").json()["commit"] == "abc1234"
+    assert (tmp_path / "data" / "backend-iac.sqlite3").exists()
+
+
+def test_logs_are_json_access_lines_without_tokens(issuer: LocalIssuer, tmp_path: Path) -> None:
+    """Every request writes one JSON access line with its request id; the token never appears."""
+    token = issuer.mint()
+    with ServiceProcess(_production_env(issuer, tmp_path)) as service:
+        httpx.get(
+            f"{service.url}/api/v1/items?x=1",
+            headers={"Authorization": f"Bearer {token}", "x-request-id": "r-42"},
+        )
+        time.sleep(0.3)
+        logs = service.logs()
+    assert token not in logs
+    assert token.split(".")[2] not in logs
+    records = [json.loads(line) for line in logs.splitlines() if line.startswith("{")]
+    access = [record for record in records if record.get("logger") == "backend_iac.access"]
+    line = next(record for record in access if record.get("request_id") == "r-42")
+    assert (line["method"], line["path"], line["status"]) == ("GET", "/api/v1/items", 200)
+    assert isinstance(line["duration_ms"], float | int)
+    non_json = [line for line in logs.splitlines() if line.strip() and not line.startswith("{")]
+    assert non_json == [], non_json
+
+
+def test_misconfiguration_stops_start_up_with_every_setting_named(tmp_path: Path) -> None:
+    """Production without auth settings exits non-zero at once, naming each setting; no worker boots."""
+    service = ServiceProcess({"APP_ENV": "production", "HOME": str(tmp_path), "DATABASE_POOL_SIZE": "lots"})
+    service.start(wait=False)
+    assert service.process is not None
+    code = service.process.wait(timeout=20)
+    logs = service.logs()
+    assert code != 0
+    for name in ("AUTH_ISSUER", "AUTH_AUDIENCE", "DATABASE_POOL_SIZE"):
+        assert name in logs, logs
+    assert "Booting worker" not in logs
+
+
+@pytest.mark.postgres
+def test_workers_share_postgres_and_migrate_once(
+    issuer: LocalIssuer, postgres_server: PostgresServer, tmp_path: Path
+) -> None:
+    """Four workers start against a fresh Postgres database; the schema is applied once, items flow."""
+    url = postgres_server.create_database("gunicorn_workers")
+    with ServiceProcess(_production_env(issuer, tmp_path, DATABASE_URL=url), workers=4) as service:
+        headers = {"Authorization": f"Bearer {issuer.mint()}"}
+        with httpx.Client(base_url=service.url, headers=headers) as client:
+            statuses = [client.post("/api/v1/items", json={"name": f"i{i}"}).status_code for i in range(20)]
+            assert statuses == [201] * 20
+            assert client.get("/readyz").status_code == 200
+    assert postgres_server.psql("SELECT count(*) FROM schema_migrations", database="gunicorn_workers") == "1"
+    assert postgres_server.psql("SELECT count(*) FROM items", database="gunicorn_workers") == "20"
+
+
+def test_sigterm_stops_gracefully(issuer: LocalIssuer, tmp_path: Path) -> None:
+    """SIGTERM to the master (App Service stopping the container) exits cleanly and promptly."""
+    service = ServiceProcess(_production_env(issuer, tmp_path)).start()
+    started = time.monotonic()
+    code = service.terminate()
+    assert code == 0, service.logs()[-2000:]
+    assert time.monotonic() - started < 10
