@@ -1,0 +1,1 @@
+"""The stack's components: WebApp, PostgresDatabase, GitHubOidc (one ComponentResource each)."""

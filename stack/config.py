@@ -1,0 +1,275 @@
+"""The stack's settings: read once from Pulumi config into a frozen, validated StackConfig.
+
+Pulumi.yaml declares every key with its type, description and default; the Pulumi CLI (and
+`backend-iac plan`, which mimics it) fills the defaults in, so this module holds no second copy of them.
+Values arrive as Pulumi passes them to a program: strings, with arrays as JSON and booleans as
+"true"/"false". `parse_stack_config` is pure, so tests and the offline tools validate without Pulumi.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Final, Literal
+
+PROJECT: Final = "backend-iac"
+LOCATION_KEY: Final = "azure-native:location"
+
+# Linux App Service plan SKUs this stack knows the tier (and price) of. F1/D1 are left out on purpose:
+# they cannot run alwaysOn, and a health-checked API that sleeps is not what this repo deploys.
+APP_SERVICE_SKU_TIERS: Final[Mapping[str, str]] = {
+    "B1": "Basic",
+    "B2": "Basic",
+    "B3": "Basic",
+    "S1": "Standard",
+    "S2": "Standard",
+    "S3": "Standard",
+    "P0v3": "PremiumV3",
+    "P1v3": "PremiumV3",
+    "P2v3": "PremiumV3",
+    "P3v3": "PremiumV3",
+}
+
+# Python versions of App Service's Linux runtime (`az webapp list-runtimes --os linux`) that this
+# service supports (pyproject: requires-python >= 3.11). Checked against Microsoft's runtime support
+# page as of 2026-11; App Service retires a version at its community end of life.
+PYTHON_VERSIONS: Final = ("3.11", "3.12", "3.13", "3.14")
+
+MAX_INSTANCES: Final = 10
+# Entra accepts at most 20 federated identity credentials on one user-assigned identity.
+MAX_FEDERATED_CREDENTIALS: Final = 20
+
+PostgresAuth = Literal["managed-identity", "password"]
+POSTGRES_AUTH_MODES: Final[tuple[PostgresAuth, ...]] = ("managed-identity", "password")
+
+# owner: letters, digits, single hyphens; name: letters, digits, '.', '_', '-' (GitHub's own rules).
+_REPOSITORY = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}/[A-Za-z0-9._-]{1,100}$")
+# Characters a branch, tag or environment name may hold in a federated subject: Entra matches the
+# subject literally (no wildcards), and ':' would make the subject ambiguous.
+_REF_NAME = re.compile(r"^[A-Za-z0-9._/+-]{1,200}$")
+_DATABASE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_ADMIN_LOGIN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+# Logins Azure Database for PostgreSQL refuses for the administrator.
+_RESERVED_LOGINS: Final = frozenset(
+    {"azure_superuser", "azure_pg_admin", "admin", "administrator", "root", "guest", "public", "postgres"}
+)
+
+
+class StackConfigError(Exception):
+    """The stack config is invalid; `problems` maps each bad key (fully qualified) to what is wrong."""
+
+    def __init__(self, problems: Mapping[str, str]) -> None:
+        self.problems = dict(problems)
+        super().__init__("; ".join(f"{key}: {message}" for key, message in self.problems.items()))
+
+
+@dataclass(frozen=True, slots=True)
+class StackConfig:
+    """Everything the program needs, validated. Built once, by `load_stack_config` or `parse_stack_config`."""
+
+    project: str
+    stack: str
+    location: str
+    github_repository: str
+    github_branches: tuple[str, ...]
+    github_tags: tuple[str, ...]
+    github_environments: tuple[str, ...]
+    github_pull_requests: bool
+    app_service_sku: str
+    instance_count: int
+    python_version: str
+    auth_issuer: str
+    auth_audience: str
+    enable_postgres: bool
+    postgres_auth: PostgresAuth
+    postgres_database_name: str
+    postgres_admin_login: str
+
+    @property
+    def resource_group_name(self) -> str:
+        return f"rg-{self.project}-{self.stack}"
+
+    @property
+    def tags(self) -> dict[str, str]:
+        """Tags every taggable resource carries."""
+        return {"project": self.project, "stack": self.stack, "managed-by": "pulumi"}
+
+
+def _key(name: str) -> str:
+    return f"{PROJECT}:{name}"
+
+
+class _Reader:
+    """Reads raw Pulumi config strings, collecting every problem instead of stopping at the first."""
+
+    def __init__(self, values: Mapping[str, str]) -> None:
+        self._values = values
+        self.problems: dict[str, str] = {}
+
+    def _raw(self, name: str) -> str | None:
+        return self._values.get(name)
+
+    def string(self, name: str) -> str:
+        value = self._raw(name)
+        if value is None or not value.strip():
+            self.problems[_key(name)] = "required (set it with `pulumi config set`)"
+            return ""
+        return value.strip()
+
+    def boolean(self, name: str) -> bool:
+        value = self._raw(name)
+        if value is None or value.strip().lower() not in ("true", "false"):
+            self.problems[_key(name)] = f"must be true or false (got {value!r})"
+            return False
+        return value.strip().lower() == "true"
+
+    def integer(self, name: str) -> int:
+        value = self._raw(name)
+        try:
+            return int(value or "")
+        except ValueError:
+            self.problems[_key(name)] = f"must be an integer (got {value!r})"
+            return 0
+
+    def names(self, name: str) -> tuple[str, ...]:
+        value = self._raw(name)
+        try:
+            items = json.loads(value) if value is not None else None
+        except json.JSONDecodeError:
+            items = None
+        if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+            self.problems[_key(name)] = f"must be a list of names (got {value!r})"
+            return ()
+        bad = [item for item in items if not _REF_NAME.fullmatch(item)]
+        if bad:
+            self.problems[_key(name)] = (
+                f"{bad[0]!r} cannot appear in a federated credential subject "
+                "(letters, digits and . _ / + - only; Entra matches subjects literally, no wildcards)"
+            )
+        if len(set(items)) != len(items):
+            self.problems[_key(name)] = "lists a name twice"
+        return tuple(items)
+
+
+def parse_stack_config(values: Mapping[str, str], *, stack: str, location: str | None) -> StackConfig:
+    """Validate raw config strings (keys without the project prefix); raise StackConfigError naming keys."""
+    read = _Reader(values)
+    repository = read.string("githubRepository")
+    if repository and not _REPOSITORY.fullmatch(repository):
+        read.problems[_key("githubRepository")] = (
+            f"must be owner/name as GitHub spells it (got {repository!r})"
+        )
+    branches = read.names("githubBranches")
+    tags = read.names("githubTags")
+    environments = read.names("githubEnvironments")
+    pull_requests = read.boolean("githubPullRequests")
+    if len(branches) + len(tags) + len(environments) > MAX_FEDERATED_CREDENTIALS:
+        read.problems[_key("githubBranches")] = (
+            f"branches, tags and environments together exceed Entra's {MAX_FEDERATED_CREDENTIALS} "
+            "federated credentials per identity"
+        )
+
+    sku = read.string("appServiceSku")
+    if sku and sku not in APP_SERVICE_SKU_TIERS:
+        read.problems[_key("appServiceSku")] = (
+            f"unknown SKU {sku!r}; one of {', '.join(APP_SERVICE_SKU_TIERS)}"
+        )
+    instances = read.integer("instanceCount")
+    if _key("instanceCount") not in read.problems and not 1 <= instances <= MAX_INSTANCES:
+        read.problems[_key("instanceCount")] = f"must be between 1 and {MAX_INSTANCES} (got {instances})"
+    python_version = read.string("pythonVersion")
+    if python_version and python_version not in PYTHON_VERSIONS:
+        read.problems[_key("pythonVersion")] = (
+            f"App Service's Linux runtime does not offer Python {python_version} for this service; "
+            f"one of {', '.join(PYTHON_VERSIONS)}"
+        )
+
+    issuer = read.string("authIssuer")
+    if issuer and not issuer.startswith("https://"):
+        read.problems[_key("authIssuer")] = f"must be an https:// URL (got {issuer!r})"
+    audience = read.string("authAudience")
+
+    enable_postgres = read.boolean("enablePostgres")
+    auth = read.string("postgresAuth")
+    postgres_auth: PostgresAuth = "managed-identity"
+    if auth == "password":
+        postgres_auth = "password"
+    elif auth and auth != "managed-identity":
+        read.problems[_key("postgresAuth")] = f"must be managed-identity or password (got {auth!r})"
+    if postgres_auth == "password" and not enable_postgres:
+        read.problems[_key("postgresAuth")] = (
+            "password needs enablePostgres: true (there is no server to sign in to)"
+        )
+    database = read.string("postgresDatabaseName")
+    if database and not _DATABASE_NAME.fullmatch(database):
+        read.problems[_key("postgresDatabaseName")] = (
+            f"must be a lower-case PostgreSQL identifier (got {database!r})"
+        )
+    login = read.string("postgresAdminLogin")
+    if (
+        postgres_auth == "password"
+        and login
+        and (not _ADMIN_LOGIN.fullmatch(login) or login in _RESERVED_LOGINS)
+    ):
+        read.problems[_key("postgresAdminLogin")] = (
+            f"{login!r} is not a login Azure accepts for the administrator "
+            "(lower-case letters, digits, '_'; not a reserved name such as admin or postgres)"
+        )
+
+    if not location:
+        read.problems[LOCATION_KEY] = (
+            "required: the Azure region, e.g. `pulumi config set azure-native:location westeurope`"
+        )
+
+    if read.problems:
+        raise StackConfigError(read.problems)
+    return StackConfig(
+        project=PROJECT,
+        stack=stack,
+        location=location or "",
+        github_repository=repository,
+        github_branches=branches,
+        github_tags=tags,
+        github_environments=environments,
+        github_pull_requests=pull_requests,
+        app_service_sku=sku,
+        instance_count=instances,
+        python_version=python_version,
+        auth_issuer=issuer,
+        auth_audience=audience,
+        enable_postgres=enable_postgres,
+        postgres_auth=postgres_auth,
+        postgres_database_name=database,
+        postgres_admin_login=login,
+    )
+
+
+CONFIG_KEYS: Final = (
+    "githubRepository",
+    "githubBranches",
+    "githubTags",
+    "githubEnvironments",
+    "githubPullRequests",
+    "appServiceSku",
+    "instanceCount",
+    "pythonVersion",
+    "authIssuer",
+    "authAudience",
+    "enablePostgres",
+    "postgresAuth",
+    "postgresDatabaseName",
+    "postgresAdminLogin",
+)
+
+
+def load_stack_config() -> StackConfig:
+    """Read the running stack's Pulumi config once; raise StackConfigError naming every bad key."""
+    import pulumi
+
+    config = pulumi.Config(PROJECT)
+    values = {name: value for name in CONFIG_KEYS if (value := config.get(name)) is not None}
+    return parse_stack_config(
+        values, stack=pulumi.get_stack(), location=pulumi.Config("azure-native").get("location")
+    )

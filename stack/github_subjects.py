@@ -1,0 +1,53 @@
+"""The subjects GitHub's OIDC tokens carry, and which CI identity each one signs in as.
+
+Entra compares a federated credential's subject with the token's `sub` claim literally and
+case-sensitively, so these strings are built in one place and tested character for character.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Final, Literal
+
+GITHUB_ISSUER: Final = "https://token.actions.githubusercontent.com"
+TOKEN_EXCHANGE_AUDIENCE: Final = "api://AzureADTokenExchange"  # noqa: S105 - an audience, not a secret
+
+# deploy: may change the resource group (`pulumi up`, deploy); preview: read-only (`pulumi preview`).
+Purpose = Literal["deploy", "preview"]
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """One federated credential: the exact `sub` claim, the identity it maps to, a name for Azure."""
+
+    subject: str
+    purpose: Purpose
+    credential_name: str
+
+
+def _credential_name(kind: str, value: str) -> str:
+    # Federated credential names: letters, digits, '-' and '_', starting with a letter or digit.
+    return f"{kind}-{re.sub(r'[^A-Za-z0-9_-]', '-', value)}"[:120]
+
+
+def subjects_for(
+    repository: str,
+    *,
+    branches: tuple[str, ...] = ("main",),
+    tags: tuple[str, ...] = (),
+    environments: tuple[str, ...] = (),
+    pull_requests: bool = True,
+) -> tuple[Subject, ...]:
+    """Every subject the workflows will present: branches, tags, environments, then pull_request."""
+    prefix = f"repo:{repository}"
+    subjects = [
+        Subject(f"{prefix}:ref:refs/heads/{b}", "deploy", _credential_name("branch", b)) for b in branches
+    ]
+    subjects += [Subject(f"{prefix}:ref:refs/tags/{t}", "deploy", _credential_name("tag", t)) for t in tags]
+    subjects += [
+        Subject(f"{prefix}:environment:{e}", "deploy", _credential_name("env", e)) for e in environments
+    ]
+    if pull_requests:
+        subjects.append(Subject(f"{prefix}:pull_request", "preview", "pull-request"))
+    return tuple(subjects)

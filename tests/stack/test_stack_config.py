@@ -1,0 +1,143 @@
+"""StackConfig: Pulumi.yaml's defaults apply, and every invalid value is refused naming its key."""
+
+from __future__ import annotations
+
+import pytest
+
+from stack.config import PYTHON_VERSIONS, StackConfigError, parse_stack_config
+
+DEFAULTS = {
+    "githubBranches": '["main"]',
+    "githubTags": "[]",
+    "githubEnvironments": "[]",
+    "githubPullRequests": "true",
+    "appServiceSku": "B1",
+    "instanceCount": "1",
+    "pythonVersion": "3.12",
+    "enablePostgres": "false",
+    "postgresAuth": "managed-identity",
+    "postgresDatabaseName": "backend",
+    "postgresAdminLogin": "backendadmin",
+    "githubRepository": "Example-Org/backend-iac",
+    "authIssuer": "https://login.microsoftonline.com/tenant/v2.0",
+    "authAudience": "api://backend-iac",
+}
+
+
+def parse(**changes: str | None) -> object:
+    values = {**DEFAULTS, **changes}
+    return parse_stack_config(
+        {key: value for key, value in values.items() if value is not None},
+        stack="test",
+        location="westeurope",
+    )
+
+
+def problems(**changes: str | None) -> dict[str, str]:
+    with pytest.raises(StackConfigError) as caught:
+        parse(**changes)
+    return caught.value.problems
+
+
+def test_defaults_give_a_b1_plan_with_one_instance_and_no_database() -> None:
+    """The declared defaults: B1, one instance, Python 3.12, no Postgres, main branch and PR previews."""
+    config = parse_stack_config(DEFAULTS, stack="dev", location="westeurope")
+    assert config.app_service_sku == "B1"
+    assert config.instance_count == 1
+    assert config.python_version == "3.12"
+    assert config.enable_postgres is False
+    assert config.github_branches == ("main",)
+    assert config.github_pull_requests is True
+    assert config.resource_group_name == "rg-backend-iac-dev"
+    assert config.tags == {"project": "backend-iac", "stack": "dev", "managed-by": "pulumi"}
+
+
+def test_config_is_frozen() -> None:
+    """StackConfig cannot be changed after it is read."""
+    config = parse_stack_config(DEFAULTS, stack="dev", location="westeurope")
+    with pytest.raises(AttributeError):
+        config.app_service_sku = "P1v3"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    "repository", ["backend-iac", "org/", "/repo", "org/repo/extra", "-org/repo", "org/re po"]
+)
+def test_repository_must_be_owner_slash_name(repository: str) -> None:
+    """A githubRepository that is not owner/name is refused, naming the key."""
+    assert "backend-iac:githubRepository" in problems(githubRepository=repository)
+
+
+def test_repository_keeps_its_case() -> None:
+    """Entra matches subjects case-sensitively, so the repository is kept exactly as written."""
+    assert parse(githubRepository="Example-Org/Backend.IaC").github_repository == "Example-Org/Backend.IaC"  # type: ignore[attr-defined]
+
+
+def test_unknown_sku_is_refused() -> None:
+    """An App Service SKU outside the known list (F1 included) is refused, naming the key."""
+    assert "unknown SKU 'F1'" in problems(appServiceSku="F1")["backend-iac:appServiceSku"]
+    assert "backend-iac:appServiceSku" in problems(appServiceSku="Z9")
+
+
+@pytest.mark.parametrize("version", ["3.8", "3.9", "3.10", "2.7", "3.15", "latest"])
+def test_python_version_app_service_does_not_offer_is_refused(version: str) -> None:
+    """A pythonVersion outside App Service's Linux runtimes for this service is refused, naming the key."""
+    assert "backend-iac:pythonVersion" in problems(pythonVersion=version)
+
+
+@pytest.mark.parametrize("version", PYTHON_VERSIONS)
+def test_offered_python_versions_are_accepted(version: str) -> None:
+    """Every listed Python version parses."""
+    assert parse(pythonVersion=version).python_version == version  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("count", ["0", "11", "two"])
+def test_instance_count_out_of_range_is_refused(count: str) -> None:
+    """instanceCount must be an integer from 1 to 10."""
+    assert "backend-iac:instanceCount" in problems(instanceCount=count)
+
+
+def test_password_auth_without_postgres_contradicts() -> None:
+    """postgresAuth: password with enablePostgres false is a contradiction, named by key."""
+    assert "enablePostgres" in problems(postgresAuth="password")["backend-iac:postgresAuth"]
+
+
+def test_unknown_postgres_auth_is_refused() -> None:
+    """postgresAuth accepts only managed-identity or password."""
+    assert "backend-iac:postgresAuth" in problems(enablePostgres="true", postgresAuth="aad")
+
+
+@pytest.mark.parametrize("login", ["admin", "postgres", "azure_superuser", "Admin-1"])
+def test_password_mode_refuses_logins_azure_rejects(login: str) -> None:
+    """In password mode a reserved or malformed administrator login is refused, naming the key."""
+    assert "backend-iac:postgresAdminLogin" in problems(
+        enablePostgres="true", postgresAuth="password", postgresAdminLogin=login
+    )
+
+
+def test_wildcard_branch_is_refused() -> None:
+    """Entra matches subjects literally: a wildcard branch would never match, so it is refused."""
+    assert "backend-iac:githubBranches" in problems(githubBranches='["release/*"]')
+
+
+def test_non_list_environments_are_refused() -> None:
+    """githubEnvironments must be a list of names."""
+    assert "backend-iac:githubEnvironments" in problems(githubEnvironments='"production"')
+
+
+def test_http_issuer_is_refused() -> None:
+    """authIssuer must be https (the service refuses anything else in production)."""
+    assert "backend-iac:authIssuer" in problems(authIssuer="http://issuer.example")
+
+
+def test_missing_required_keys_are_each_named() -> None:
+    """Every missing required key is named in one error, not one at a time."""
+    found = problems(githubRepository=None, authIssuer=None, authAudience=None)
+    assert {"backend-iac:githubRepository", "backend-iac:authIssuer", "backend-iac:authAudience"} <= set(
+        found
+    )
+
+
+def test_missing_location_names_the_provider_key() -> None:
+    """Without azure-native:location the error names that key."""
+    with pytest.raises(StackConfigError, match="azure-native:location"):
+        parse_stack_config(DEFAULTS, stack="dev", location=None)
