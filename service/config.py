@@ -20,6 +20,9 @@ DEVELOPMENT_AUDIENCE: Final = "api://backend-iac-dev"
 # Settings a production deployment must set (the stack sets every one of them; the doctor checks).
 PRODUCTION_REQUIRED_SETTINGS: Final = ("APP_ENV", "AUTH_ISSUER", "AUTH_AUDIENCE")
 
+# Request bodies over 1 MiB are refused with 413.
+MAX_BODY_BYTES: Final = 1024 * 1024
+
 
 class AppEnv(StrEnum):
     DEVELOPMENT = "development"
@@ -77,7 +80,7 @@ class Settings(BaseSettings):
     auth_http_timeout: float = Field(default=3.0, gt=0, le=30)
     app_commit_sha: str | None = None
     build_info_path: Path | None = None  # default: build_info.json beside the service package
-    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    max_body_bytes: int = Field(default=MAX_BODY_BYTES, ge=1024)
 
     @model_validator(mode="after")
     def _check_coherent(self) -> Settings:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from fastapi import FastAPI
 
 from service.auth import JwksCache, KeySource, StaticKeys, TokenVerifier
-from service.config import Settings, get_settings
+from service.config import MAX_BODY_BYTES, Settings, get_settings
 from service.db.errors import DatabaseUnavailable
 from service.db.factory import open_store
 from service.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
@@ -76,8 +76,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(version.router)
     app.include_router(items.router)
-    max_body = (settings.max_body_bytes if settings else None) or 1024 * 1024
-    app.add_middleware(BodySizeLimitMiddleware, max_body_bytes=max_body)
+    # Our own limiter, not FastAPI's max_body_size: that one answers some refusals in plain text,
+    # and every error here is a problem document.
+    app.add_middleware(
+        BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes if settings else MAX_BODY_BYTES
+    )
     app.add_middleware(RequestContextMiddleware)
     return app
 
