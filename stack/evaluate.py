@@ -115,6 +115,7 @@ def _secret_paths(value: Any, path: str = "") -> set[str]:
 
 
 def _unwrap_secrets(value: Any) -> Any:
+    """Plain values: secrets unwrapped, and whole numbers back to int (the wire carries every number as a double)."""
     from pulumi.runtime import rpc
 
     if isinstance(value, dict):
@@ -123,6 +124,8 @@ def _unwrap_secrets(value: Any) -> Any:
         return {key: _unwrap_secrets(item) for key, item in value.items()}
     if isinstance(value, list):
         return [_unwrap_secrets(item) for item in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
     return value
 
 

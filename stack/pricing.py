@@ -1,0 +1,116 @@
+"""A small price table and the monthly cost estimate `backend-iac plan` prints.
+
+An estimate, not a quote: Azure list prices, pay-as-you-go, USD, Linux, no reservations or savings
+plans, 730 hours a month, before tax and data transfer. The figures are the East US retail prices as
+published by the Azure Retail Prices API (https://prices.azure.com/api/retail/prices) and the pricing
+pages (azure.microsoft.com/pricing/details/app-service/linux/ and .../postgresql/flexible-server/),
+recorded on PRICES_AS_OF; they were not re-fetched offline. Other regions use the East US figure and
+say so: most differ by a few percent, some (Brazil, Switzerland, Australia) by 20-50%.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
+
+PRICES_AS_OF: Final = "2025-06-01"
+PRICE_SOURCE: Final = "Azure Retail Prices API / azure.microsoft.com pricing pages, East US, pay-as-you-go"
+PRICED_REGION: Final = "eastus"
+HOURS_PER_MONTH: Final = 730
+
+# USD per instance-hour, Linux App Service plans.
+APP_SERVICE_HOURLY: Final[Mapping[str, float]] = {
+    "B1": 0.018,
+    "B2": 0.036,
+    "B3": 0.071,
+    "S1": 0.095,
+    "S2": 0.190,
+    "S3": 0.380,
+    "P0v3": 0.077,
+    "P1v3": 0.155,
+    "P2v3": 0.310,
+    "P3v3": 0.620,
+}
+# USD per server-hour, Azure Database for PostgreSQL Flexible Server compute.
+POSTGRES_HOURLY: Final[Mapping[str, float]] = {
+    "Standard_B1ms": 0.017,
+    "Standard_B2s": 0.068,
+}
+# USD per provisioned GB-month of Premium SSD storage (backup up to the provisioned size is free).
+POSTGRES_STORAGE_GB_MONTH: Final = 0.115
+# Free (or priced per operation, a few cents a month here): named so the plan can say so.
+FREE_TYPES: Final = frozenset(
+    {
+        "azure-native:resources:ResourceGroup",
+        "azure-native:managedidentity:UserAssignedIdentity",
+        "azure-native:managedidentity:FederatedIdentityCredential",
+        "azure-native:authorization:RoleAssignment",
+        "azure-native:web:WebApp",  # billed through its plan
+        "azure-native:keyvault:Vault",  # $0.03 per 10,000 secret operations
+    }
+)
+
+
+class Priced(Protocol):
+    @property
+    def type(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def inputs(self) -> Mapping[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class LineItem:
+    resource: str
+    description: str
+    monthly_usd: float
+
+
+@dataclass(frozen=True)
+class CostEstimate:
+    """Monthly USD estimate, its line items, and anything that could not be priced."""
+
+    items: tuple[LineItem, ...]
+    unpriced: tuple[str, ...]
+    notes: tuple[str, ...]
+
+    @property
+    def monthly_usd(self) -> float:
+        return round(sum(item.monthly_usd for item in self.items), 2)
+
+
+def estimate_monthly_cost(resources: Iterable[Priced], location: str | None) -> CostEstimate:
+    """Price the plan and the database from the table; everything else declared here is free."""
+    items: list[LineItem] = []
+    unpriced: list[str] = []
+    for resource in resources:
+        sku = str((resource.inputs.get("sku") or {}).get("name"))
+        if resource.type == "azure-native:web:AppServicePlan":
+            count = int((resource.inputs.get("sku") or {}).get("capacity") or 1)
+            if sku in APP_SERVICE_HOURLY:
+                monthly = APP_SERVICE_HOURLY[sku] * HOURS_PER_MONTH * count
+                items.append(
+                    LineItem(resource.name, f"App Service plan {sku} (Linux) x {count}", round(monthly, 2))
+                )
+            else:
+                unpriced.append(f"{resource.name}: App Service SKU {sku} is not in the price table")
+        elif resource.type == "azure-native:dbforpostgresql:Server":
+            storage = int((resource.inputs.get("storage") or {}).get("storageSizeGB") or 32)
+            if sku in POSTGRES_HOURLY:
+                compute = POSTGRES_HOURLY[sku] * HOURS_PER_MONTH
+                items.append(LineItem(resource.name, f"PostgreSQL Flexible Server {sku}", round(compute, 2)))
+                items.append(
+                    LineItem(
+                        resource.name,
+                        f"PostgreSQL storage {storage} GB",
+                        round(storage * POSTGRES_STORAGE_GB_MONTH, 2),
+                    )
+                )
+            else:
+                unpriced.append(f"{resource.name}: PostgreSQL SKU {sku} is not in the price table")
+    notes = [f"estimate: {PRICE_SOURCE}, prices as of {PRICES_AS_OF}; excludes tax and data transfer"]
+    if location and location.replace(" ", "").lower() != PRICED_REGION:
+        notes.append(f"{location} priced at East US rates; the region's own prices may differ")
+    return CostEstimate(tuple(items), tuple(unpriced), tuple(notes))
