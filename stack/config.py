@@ -165,6 +165,14 @@ def parse_stack_config(values: Mapping[str, str], *, stack: str, location: str |
     tags = read.names("githubTags")
     environments = read.names("githubEnvironments")
     pull_requests = read.boolean("githubPullRequests")
+    names = (
+        [f"branch-{b}" for b in branches] + [f"tag-{t}" for t in tags] + [f"env-{e}" for e in environments]
+    )
+    if len({re.sub(r"[^A-Za-z0-9_-]", "-", name) for name in names}) != len(names):
+        read.problems[_key("githubBranches")] = (
+            "two branches, tags or environments differ only by '/' or '.' versus '-', "
+            "which gives their federated credentials the same name"
+        )
     if len(branches) + len(tags) + len(environments) > MAX_FEDERATED_CREDENTIALS:
         read.problems[_key("githubBranches")] = (
             f"branches, tags and environments together exceed Entra's {MAX_FEDERATED_CREDENTIALS} "

@@ -41,7 +41,7 @@ class DeclaredResource:
 
 @dataclass(frozen=True)
 class Evaluation:
-    """What the program declared for one stack: resources in declaration order, outputs, OIDC subjects."""
+    """What the program declared for one stack: resources in registration order, outputs, sorted OIDC subjects."""
 
     stack: str
     resources: tuple[DeclaredResource, ...]
@@ -246,9 +246,11 @@ def run_under_mocks(program: Any, *, stack: str, config: Mapping[str, str]) -> E
     outputs = {key: _sync_await(pulumi.Output.from_input(value).future()) for key, value in exported.items()}
     resources = tuple(recorded)
     subjects = tuple(
-        str(resource.inputs.get("subject"))
-        for resource in resources
-        if resource.type == _FEDERATED_CREDENTIAL
+        sorted(
+            str(resource.inputs.get("subject"))
+            for resource in resources
+            if resource.type == _FEDERATED_CREDENTIAL
+        )
     )
     return Evaluation(stack=stack, resources=resources, outputs=outputs, federated_subjects=subjects)
 

@@ -119,6 +119,11 @@ def test_wildcard_branch_is_refused() -> None:
     assert "backend-iac:githubBranches" in problems(githubBranches='["release/*"]')
 
 
+def test_branches_whose_credential_names_collide_are_refused() -> None:
+    """release/1 and release-1 would share a credential name in Azure, so the pair is refused."""
+    assert "backend-iac:githubBranches" in problems(githubBranches='["release/1", "release-1"]')
+
+
 def test_non_list_environments_are_refused() -> None:
     """githubEnvironments must be a list of names."""
     assert "backend-iac:githubEnvironments" in problems(githubEnvironments='"production"')

@@ -187,8 +187,8 @@ def test_pull_requests_get_reader_and_deploys_get_contributor(evaluate: Evaluate
     assert {role["scope"] for role in roles.values()} == {group_id}
 
 
-def test_federated_credentials_are_created_one_after_another(evaluate: Evaluate) -> None:
-    """Entra refuses concurrent credential writes on one identity, so the credentials form a chain."""
+def test_one_federated_credential_per_subject(evaluate: Evaluate) -> None:
+    """Two branches, an environment and pull requests give four credentials, no more."""
     evaluation = evaluate(githubBranches=["main", "next"], githubEnvironments=["production"])
     assert len(evaluation.of_type(CREDENTIAL)) == 4
 
@@ -269,3 +269,25 @@ def test_whole_program_evaluates_in_under_three_seconds() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=REPO
     )
     assert json.loads(result.stdout) < 3.0, result.stdout
+
+
+def test_program_itself_refuses_invalid_config_with_a_run_error() -> None:
+    """Run by the Pulumi CLI, the program stops with a RunError naming the key (no traceback shown)."""
+    import runpy
+
+    import pulumi
+
+    from stack.evaluate import run_under_mocks
+
+    config = {
+        "azure-native:location": "westeurope",
+        "backend-iac:githubRepository": "no-slash",
+        "backend-iac:authIssuer": "https://issuer.example",
+        "backend-iac:authAudience": "api://x",
+    }
+    with pytest.raises(pulumi.RunError, match=r"backend-iac:githubRepository"):
+        run_under_mocks(
+            lambda: runpy.run_path(str(REPO / "stack" / "__main__.py"), run_name="__pulumi__"),
+            stack="bad",
+            config=config,
+        )
