@@ -1,0 +1,254 @@
+"""`backend-iac package`: the deterministic zip App Service receives.
+
+Build mode: Oryx builds during the deployment (the stack sets SCM_DO_BUILD_DURING_DEPLOYMENT=true). The
+zip carries source and a pinned, hashed `requirements.txt`; Oryx installs it into a virtualenv when the
+zip is deployed, so nothing is installed when the container starts (App Service's start limit).
+
+Everything comes from one commit, never from the working tree: the `service` package as git stores it,
+the runtime requirements exported from that commit's `uv.lock`, and `build_info.json` whose `built_at`
+is the commit time. Entries are sorted, timestamped with the commit time and given fixed permissions,
+so the same commit always gives the same bytes (with the same zlib).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import re
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import tomllib
+import zipfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Final
+
+from service.routes.version import BUILD_INFO_FILE
+from service.startup import ASGI_APP, GUNICORN_CONFIG
+
+# What the artifact is made of, read from the commit. Nothing else from the repository goes in.
+SOURCE_PACKAGE: Final = "service"
+REQUIREMENTS_FILE: Final = "requirements.txt"
+
+# Never shipped, even if one day committed under service/: tests, caches, local state, dev tooling.
+EXCLUDED_PARTS: Final = frozenset({"tests", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"})
+EXCLUDED_SUFFIXES: Final = (".pyc", ".pyo", ".sqlite3", ".log")
+
+# Distributions that must never reach the web app: infrastructure and dev tooling (guarded at build time).
+FORBIDDEN_REQUIREMENTS: Final = frozenset(
+    {
+        "pulumi",
+        "pulumi-azure-native",
+        "pulumi-random",
+        "pulumi-policy",
+        "pytest",
+        "ruff",
+        "mypy",
+        "schemathesis",
+    }
+)
+
+# Runtime requirements only, exactly as locked, with hashes (pip then installs in --require-hashes mode).
+UV_EXPORT: Final = (
+    "uv",
+    "export",
+    "--locked",
+    "--offline",
+    "--no-default-groups",
+    "--no-dev",
+    "--no-emit-project",
+    "--format",
+    "requirements-txt",
+    "--no-header",
+    "--quiet",
+)
+
+FILE_MODE: Final = 0o100644  # regular file, rw-r--r--: the same whatever the checkout's umask
+ZIP_EPOCH: Final = datetime(1980, 1, 1, tzinfo=UTC)  # the earliest time a zip entry can carry
+COMPRESS_LEVEL: Final = 9
+
+_REQUIREMENT_NAME = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==")
+
+
+class PackagingError(Exception):
+    """The artifact cannot be built; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Artifact:
+    path: Path
+    commit: str
+    built_at: str
+    entries: tuple[str, ...]
+    size: int
+
+
+def run(args: argparse.Namespace) -> int:
+    root = Path(args.root).resolve() if args.root else repository_root()
+    started = time.monotonic()
+    try:
+        artifact = build(root=root, output=Path(args.output) if args.output else None, ref=args.ref)
+    except PackagingError as error:
+        print(f"backend-iac package: {error}", file=sys.stderr)
+        return 1
+    elapsed = time.monotonic() - started
+    print(f"commit:   {artifact.commit}")
+    print(f"built_at: {artifact.built_at} (the commit time)")
+    print(f"entries:  {len(artifact.entries)}")
+    print(f"size:     {artifact.size} bytes, in {elapsed:.2f} s")
+    print(artifact.path)
+    return 0
+
+
+def repository_root() -> Path:
+    return Path(__file__).resolve().parents[1]
+
+
+def build(*, root: Path, output: Path | None = None, ref: str = "HEAD") -> Artifact:
+    """Build the zip for `ref` of the repository at `root`; return where it is and what it holds."""
+    commit = _git(root, "rev-parse", "--verify", f"{ref}^{{commit}}").decode().strip()
+    built_at = _git(root, "show", "-s", "--format=%cI", commit).decode().strip()
+    _warn_about_uncommitted_changes(root, commit)
+
+    tree = _files_at_commit(root, commit, (SOURCE_PACKAGE, "pyproject.toml", "uv.lock"))
+    project = tomllib.loads(tree["pyproject.toml"].decode())["project"]
+    requirements = export_requirements(pyproject=tree["pyproject.toml"], lock=tree["uv.lock"])
+
+    contents: dict[str, bytes] = {
+        path: data for path, data in tree.items() if path.startswith(f"{SOURCE_PACKAGE}/") and _shipped(path)
+    }
+    contents[REQUIREMENTS_FILE] = requirements.encode()
+    contents[BUILD_INFO_FILE] = build_info(commit=commit, version=str(project["version"]), built_at=built_at)
+    check_startup_modules(contents)
+
+    destination = output or root / "dist" / f"backend-iac-{commit[:12]}.zip"
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    data = zip_bytes(contents, timestamp=datetime.fromisoformat(built_at))
+    # Write then rename: a half-written zip never sits at the path a deploy step would pick up.
+    partial = destination.with_name(f".{destination.name}.partial")
+    partial.write_bytes(data)
+    partial.replace(destination)
+    return Artifact(
+        path=destination.resolve(),
+        commit=commit,
+        built_at=built_at,
+        entries=tuple(sorted(contents)),
+        size=len(data),
+    )
+
+
+def build_info(*, commit: str, version: str, built_at: str) -> bytes:
+    """What /version reports: the commit and version, and the commit time as the build time."""
+    info = {"commit": commit, "version": version, "built_at": built_at}
+    return (json.dumps(info, indent=2, sort_keys=True) + "\n").encode()
+
+
+def export_requirements(*, pyproject: bytes, lock: bytes) -> str:
+    """The runtime requirements pinned by this lock, hashed; refuses infrastructure or dev packages."""
+    with tempfile.TemporaryDirectory(prefix="backend-iac-export-") as scratch:
+        Path(scratch, "pyproject.toml").write_bytes(pyproject)
+        Path(scratch, "uv.lock").write_bytes(lock)
+        try:
+            result = subprocess.run(  # noqa: S603 - a fixed argument list, no shell
+                UV_EXPORT, cwd=scratch, capture_output=True, check=False, timeout=120
+            )
+        except FileNotFoundError:
+            raise PackagingError("uv is not on PATH; run `make bootstrap` (it installs uv)") from None
+    if result.returncode != 0:
+        msg = f"`{' '.join(UV_EXPORT)}` failed (is uv.lock current? run `uv lock`):\n{result.stderr.decode()}"
+        raise PackagingError(msg)
+    text = result.stdout.decode()
+    names = requirement_names(text)
+    forbidden = sorted(names & FORBIDDEN_REQUIREMENTS)
+    if forbidden:
+        msg = f"runtime requirements include {', '.join(forbidden)}: move them to a dependency group"
+        raise PackagingError(msg)
+    header = "# The service's runtime dependencies, exported from uv.lock by `backend-iac package`.\n"
+    return header + text
+
+
+def requirement_names(requirements: str) -> set[str]:
+    """Normalised distribution names pinned in a requirements file."""
+    names: set[str] = set()
+    for line in requirements.splitlines():
+        match = _REQUIREMENT_NAME.match(line.strip())
+        if match:
+            names.add(re.sub(r"[-_.]+", "-", match.group(1)).lower())
+    return names
+
+
+def check_startup_modules(contents: Mapping[str, bytes]) -> None:
+    """The modules the startup command names (app and gunicorn config) must be in the artifact."""
+    modules = (ASGI_APP.split(":", 1)[0], GUNICORN_CONFIG.removeprefix("python:"))
+    missing = [module for module in modules if f"{module.replace('.', '/')}.py" not in contents]
+    if missing:
+        msg = f"the startup command imports {', '.join(missing)}, which the artifact does not contain"
+        raise PackagingError(msg)
+    if "gunicorn" not in requirement_names(contents[REQUIREMENTS_FILE].decode()):
+        raise PackagingError("the startup command runs gunicorn, which the runtime requirements do not pin")
+
+
+def zip_bytes(contents: Mapping[str, bytes], *, timestamp: datetime) -> bytes:
+    """A zip whose bytes depend only on `contents` and `timestamp`: sorted, fixed modes and times."""
+    when = max(timestamp.astimezone(UTC), ZIP_EPOCH)
+    date_time = (when.year, when.month, when.day, when.hour, when.minute, when.second)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name in sorted(contents):
+            entry = zipfile.ZipInfo(name, date_time=date_time)
+            entry.create_system = 3  # Unix, so external_attr carries the mode
+            entry.external_attr = FILE_MODE << 16
+            entry.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(entry, contents[name], compresslevel=COMPRESS_LEVEL)
+    return buffer.getvalue()
+
+
+def _shipped(path: str) -> bool:
+    parts = path.split("/")
+    return not (EXCLUDED_PARTS.intersection(parts) or path.endswith(EXCLUDED_SUFFIXES))
+
+
+def _files_at_commit(root: Path, commit: str, paths: Iterable[str]) -> dict[str, bytes]:
+    """The regular files under `paths` exactly as the commit stores them."""
+    archive = _git(root, "archive", "--format=tar", commit, "--", *paths)
+    files: dict[str, bytes] = {}
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        for member in tar.getmembers():
+            if member.isfile():
+                extracted = tar.extractfile(member)
+                if extracted is not None:
+                    files[member.name] = extracted.read()
+    return files
+
+
+def _warn_about_uncommitted_changes(root: Path, commit: str) -> None:
+    head = _git(root, "rev-parse", "HEAD").decode().strip()
+    changed = _git(root, "status", "--porcelain", "--", SOURCE_PACKAGE, "pyproject.toml", "uv.lock").decode()
+    if head == commit and changed.strip():
+        print(
+            f"backend-iac package: note: packaging commit {commit[:12]}; uncommitted changes are not included:\n"
+            + changed.rstrip(),
+            file=sys.stderr,
+        )
+
+
+def _git(root: Path, *args: str) -> bytes:
+    try:
+        result = subprocess.run(  # noqa: S603 - a fixed argument list, no shell
+            ("git", "-C", str(root), *args),  # noqa: S607 - git from PATH, as developers and runners have it
+            capture_output=True,
+            check=False,
+            timeout=60,
+        )
+    except FileNotFoundError:
+        raise PackagingError("git is not on PATH: the artifact is built from a commit") from None
+    if result.returncode != 0:
+        msg = f"git {' '.join(args)} failed in {root}: {result.stderr.decode().strip()}"
+        raise PackagingError(msg)
+    return result.stdout
