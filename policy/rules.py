@@ -24,6 +24,7 @@ from pulumi_policy import (
     StackValidationArgs,
     StackValidationPolicy,
 )
+from pulumi_policy.proxy import unknown_checking_proxy
 
 WEB_APP: Final = "azure-native:web:WebApp"
 APP_SETTINGS: Final = "azure-native:web:WebAppApplicationSettings"
@@ -282,7 +283,8 @@ def check(
 
             args = ResourceValidationArgs(
                 resource.type,
-                resource.inputs,
+                # The engine hands policies this proxy (unknown values raise), so the rules see it here too.
+                unknown_checking_proxy(dict(resource.inputs)),
                 f"urn:pulumi:offline::backend-iac::{resource.type}::{resource.name}",
                 resource.name,
                 _options(),

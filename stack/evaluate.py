@@ -37,6 +37,8 @@ class DeclaredResource:
     inputs: Mapping[str, Any]
     # Dotted input paths whose values are Pulumi secrets (shown as "[secret]" by the plan).
     secret_paths: frozenset[str] = frozenset()
+    # Logical names of the resources this one waits for (through its inputs or depends_on), sorted.
+    depends_on: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -172,7 +174,7 @@ def recording_mocks(recorded: list[DeclaredResource]) -> Any:
     """
     import pulumi
 
-    secret_paths: dict[tuple[str, str], frozenset[str]] = {}
+    noted: dict[tuple[str, str], tuple[frozenset[str], tuple[str, ...]]] = {}
 
     class RecordingMocks(pulumi.runtime.Mocks):
         def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[Any, Any]]:
@@ -181,7 +183,8 @@ def recording_mocks(recorded: list[DeclaredResource]) -> Any:
                     type=args.typ,
                     name=args.name,
                     inputs=_unwrap_secrets(args.inputs),
-                    secret_paths=secret_paths.pop((args.typ, args.name), frozenset()),
+                    secret_paths=noted.get((args.typ, args.name), (frozenset(), ()))[0],
+                    depends_on=noted.pop((args.typ, args.name), (frozenset(), ()))[1],
                 )
             )
             outputs = _mock_outputs(args.typ, args.name, _unwrap_secrets(args.inputs))
@@ -199,21 +202,28 @@ def recording_mocks(recorded: list[DeclaredResource]) -> Any:
                 }, []
             return {}, []
 
-        def note_secrets(self, type_: str, name: str, paths: frozenset[str]) -> None:
-            secret_paths[(type_, name)] = paths
+        def note(
+            self, type_: str, name: str, secret_paths: frozenset[str], depends_on: tuple[str, ...]
+        ) -> None:
+            noted[(type_, name)] = (secret_paths, depends_on)
 
     return RecordingMocks()
 
 
 def recording_monitor(mocks: Any) -> Any:
-    """A mock monitor that tells `mocks` which inputs are secrets (the mocks alone see them unwrapped)."""
+    """A mock monitor that tells `mocks` which inputs are secrets and what each resource depends on.
+
+    The mocks alone see secrets unwrapped and no dependencies.
+    """
     from google.protobuf import json_format  # type: ignore[import-untyped]  # protobuf ships no stubs
     from pulumi.runtime.mocks import MockMonitor
 
     class RecordingMonitor(MockMonitor):
         def RegisterResource(self, request: Any) -> Any:
             raw = json_format.MessageToDict(request.object)
-            mocks.note_secrets(request.type, request.name, frozenset(_secret_paths(raw)))
+            # A URN ends in "::<logical name>".
+            depends_on = tuple(sorted(str(urn).rsplit("::", 1)[-1] for urn in request.dependencies))
+            mocks.note(request.type, request.name, frozenset(_secret_paths(raw)), depends_on)
             return super().RegisterResource(request)  # type: ignore[no-untyped-call]
 
     return RecordingMonitor(mocks)

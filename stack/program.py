@@ -88,6 +88,7 @@ def define_stack(config: StackConfig) -> dict[str, pulumi.Input[str]]:
                 app_identity.id if database is not None and database.database_auth == "password" else None
             ),
             tags=config.tags,
+            start_after=[database] if database is not None else [],
         ),
     )
     oidc = GitHubOidc(

@@ -91,25 +91,30 @@ class PostgresDatabase(pulumi.ComponentResource):
             tags=dict(args.tags),
             opts=child,
         )
-        server_child = pulumi.ResourceOptions(parent=self, depends_on=[server])
+
+        # A Flexible Server runs one management operation at a time ("ServerBusy" otherwise), so its
+        # children are created one after another rather than all at once.
+        def after(previous: pulumi.Resource) -> pulumi.ResourceOptions:
+            return pulumi.ResourceOptions(parent=self, depends_on=[previous])
+
         # Explicit (it is also Azure's default) so a review, and the policy pack, can see TLS is required.
-        dbforpostgresql.Configuration(
+        tls = dbforpostgresql.Configuration(
             f"{name}-require-tls",
             resource_group_name=args.resource_group_name,
             server_name=server.name,
             configuration_name="require_secure_transport",
             value="on",
             source="user-override",
-            opts=server_child,
+            opts=after(server),
         )
-        dbforpostgresql.FirewallRule(
+        firewall = dbforpostgresql.FirewallRule(
             f"{name}-azure-services",
             resource_group_name=args.resource_group_name,
             server_name=server.name,
             firewall_rule_name=AZURE_SERVICES_RULE,
             start_ip_address="0.0.0.0",  # noqa: S104 - ARM's marker for "Azure services", not a bind address
             end_ip_address="0.0.0.0",  # noqa: S104
-            opts=server_child,
+            opts=after(tls),
         )
         database = dbforpostgresql.Database(
             f"{name}-database",
@@ -118,7 +123,7 @@ class PostgresDatabase(pulumi.ComponentResource):
             database_name=args.database_name,
             charset="UTF8",
             collation="en_US.utf8",
-            opts=server_child,
+            opts=after(firewall),
         )
         host = server.fully_qualified_domain_name.apply(lambda fqdn: fqdn or "")
 
@@ -131,7 +136,7 @@ class PostgresDatabase(pulumi.ComponentResource):
                 principal_name=args.app_identity_name,
                 principal_type="ServicePrincipal",
                 tenant_id=args.tenant_id,
-                opts=server_child,
+                opts=after(database),
             )
             url_setting = pulumi.Output.format(
                 "postgresql://{0}@{1}:{2}/{3}?sslmode=require",

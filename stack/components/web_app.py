@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pulumi
@@ -27,6 +27,9 @@ class WebAppArgs:
     tags: Mapping[str, str] = field(default_factory=dict)
     # The user-assigned identity that resolves @Microsoft.KeyVault(...) references, when there are any.
     key_vault_reference_identity_id: pulumi.Input[str] | None = None
+    # What must exist before the site starts (the database, its Entra admin, the Key Vault role): App
+    # Service resolves a Key Vault reference at start, and one that fails stays literal until a restart.
+    start_after: Sequence[pulumi.Resource] = ()
 
 
 class WebApp(pulumi.ComponentResource):
@@ -77,7 +80,7 @@ class WebApp(pulumi.ComponentResource):
                 ],
             ),
             tags=dict(args.tags),
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.start_after)),
         )
         # Basic-auth publishing (FTP and the SCM/Kudu site) off: deploys sign in with OIDC and Entra only.
         web.WebAppFtpAllowed(

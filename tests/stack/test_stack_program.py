@@ -193,6 +193,32 @@ def test_one_federated_credential_per_subject(evaluate: Evaluate) -> None:
     assert len(evaluation.of_type(CREDENTIAL)) == 4
 
 
+def test_federated_credentials_on_one_identity_are_created_one_after_another(evaluate: Evaluate) -> None:
+    """Entra refuses concurrent credential writes on one identity, so each credential waits for the last."""
+    evaluation = evaluate(githubBranches=["main", "next"], githubEnvironments=["production"])
+    deploy = {r.name: r for r in evaluation.of_type(CREDENTIAL) if r.name.startswith("github-deploy-")}
+    assert "github-deploy-branch-main" in deploy["github-deploy-branch-next"].depends_on
+    assert "github-deploy-branch-next" in deploy["github-deploy-env-production"].depends_on
+
+
+def test_postgres_children_are_created_one_at_a_time(evaluate: Evaluate) -> None:
+    """A Flexible Server runs one operation at a time: TLS setting, firewall, database, Entra admin in turn."""
+    by_name = {r.name: r for r in evaluate(enablePostgres=True).resources}
+    assert "db-server" in by_name["db-require-tls"].depends_on
+    assert "db-require-tls" in by_name["db-azure-services"].depends_on
+    assert "db-azure-services" in by_name["db-database"].depends_on
+    assert "db-database" in by_name["db-entra-admin"].depends_on
+
+
+@pytest.mark.parametrize("auth", ["managed-identity", "password"])
+def test_site_starts_after_the_database_is_ready(evaluate: Evaluate, auth: str) -> None:
+    """The site waits for the whole database component (Entra admin, or the Key Vault role it reads with)."""
+    evaluation = evaluate(enablePostgres=True, postgresAuth=auth)
+    site = one(evaluation, WEB_APP)
+    ready = "db-entra-admin" if auth == "managed-identity" else "db-kv-secrets-user"
+    assert ready in site.depends_on
+
+
 def test_outputs_name_the_app_group_and_identities(evaluate: Evaluate) -> None:
     """Outputs: web app name, host and URL, group, CI client id, tenant and subscription."""
     outputs = evaluate().outputs
