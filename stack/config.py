@@ -38,6 +38,8 @@ APP_SERVICE_SKU_TIERS: Final[Mapping[str, str]] = {
 PYTHON_VERSIONS: Final = ("3.11", "3.12", "3.13", "3.14")
 
 MAX_INSTANCES: Final = 10
+# App Service's own scale-out limits per tier (Basic plans stop at 3 instances).
+TIER_MAX_INSTANCES: Final[Mapping[str, int]] = {"Basic": 3, "Standard": 10, "PremiumV3": 30}
 # Entra accepts at most 20 federated identity credentials on one user-assigned identity.
 MAX_FEDERATED_CREDENTIALS: Final = 20
 
@@ -185,8 +187,12 @@ def parse_stack_config(values: Mapping[str, str], *, stack: str, location: str |
             f"unknown SKU {sku!r}; one of {', '.join(APP_SERVICE_SKU_TIERS)}"
         )
     instances = read.integer("instanceCount")
-    if _key("instanceCount") not in read.problems and not 1 <= instances <= MAX_INSTANCES:
-        read.problems[_key("instanceCount")] = f"must be between 1 and {MAX_INSTANCES} (got {instances})"
+    tier = APP_SERVICE_SKU_TIERS.get(sku)
+    most = min(MAX_INSTANCES, TIER_MAX_INSTANCES[tier]) if tier else MAX_INSTANCES
+    if _key("instanceCount") not in read.problems and not 1 <= instances <= most:
+        read.problems[_key("instanceCount")] = (
+            f"must be between 1 and {most} for {sku or 'this SKU'} (got {instances})"
+        )
     python_version = read.string("pythonVersion")
     if python_version and python_version not in PYTHON_VERSIONS:
         read.problems[_key("pythonVersion")] = (

@@ -220,3 +220,11 @@ def test_stack_with_a_large_sku_fails_the_cost_guard(tmp_path: Path) -> None:
     """A valid but large SKU is declared fine and then stopped by the cost guard."""
     violations = check(evaluate(tmp_path, appServiceSku="P3v3").resources)
     assert [v.policy for v in violations] == ["sku-allowed"]
+
+
+def test_only_the_entry_file_constructs_the_pack() -> None:
+    """PolicyPack (which starts a server and blocks) is built in policy/__main__.py and nowhere else."""
+    builders = [
+        p.name for p in (REPO / "policy").glob("*.py") if "PolicyPack(" in p.read_text(encoding="utf-8")
+    ]
+    assert builders == ["__main__.py"]

@@ -96,6 +96,12 @@ def test_instance_count_out_of_range_is_refused(count: str) -> None:
     assert "backend-iac:instanceCount" in problems(instanceCount=count)
 
 
+def test_basic_plans_stop_at_three_instances() -> None:
+    """App Service's Basic tier scales to 3 instances; Standard goes further."""
+    assert "B1" in problems(instanceCount="4")["backend-iac:instanceCount"]
+    assert parse(appServiceSku="S1", instanceCount="4").instance_count == 4  # type: ignore[attr-defined]
+
+
 def test_password_auth_without_postgres_contradicts() -> None:
     """postgresAuth: password with enablePostgres false is a contradiction, named by key."""
     assert "enablePostgres" in problems(postgresAuth="password")["backend-iac:postgresAuth"]

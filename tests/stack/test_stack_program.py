@@ -79,8 +79,8 @@ def test_plan_is_linux_b1_with_one_instance_by_default(evaluate: Evaluate) -> No
 
 def test_instance_count_sets_plan_capacity(evaluate: Evaluate) -> None:
     """instanceCount becomes the plan's capacity."""
-    plan = one(evaluate(instanceCount=3, appServiceSku="P0v3"), PLAN)
-    assert plan.inputs["sku"] == {"name": "P0v3", "tier": "PremiumV3", "capacity": 3}
+    plan = one(evaluate(instanceCount=3), PLAN)
+    assert plan.inputs["sku"] == {"name": "B1", "tier": "Basic", "capacity": 3}
 
 
 def test_app_settings_without_postgres(evaluate: Evaluate) -> None:
