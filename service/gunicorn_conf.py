@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 from typing import Any
@@ -37,7 +38,7 @@ def on_starting(server: Any) -> None:
     """
     from service.config import ConfigurationError, get_settings
     from service.db.errors import DatabaseUnavailable
-    from service.db.factory import open_store
+    from service.db.migrations import migrate_database
 
     try:
         settings = get_settings()
@@ -45,16 +46,14 @@ def on_starting(server: Any) -> None:
         server.log.error("start-up refused: %s", error)
         print(f"backend-iac: start-up refused: {error}", file=sys.stderr)
         sys.exit(3)
-    store = open_store(settings)
     try:
-        applied = store.migrate()
+        applied = asyncio.run(migrate_database(settings))
         server.log.info("schema migrations applied: %s", applied or "none pending")
     except DatabaseUnavailable as error:
         if not settings.uses_postgres:
             server.log.error("start-up refused: DATABASE_URL: the SQLite database cannot be used: %s", error)
+            print(f"backend-iac: start-up refused: DATABASE_URL: {error}", file=sys.stderr)
             sys.exit(3)
         server.log.warning(
             "database unreachable at start-up; workers retry and /readyz reports it: %s", error
         )
-    finally:
-        store.close()

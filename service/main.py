@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -33,6 +34,20 @@ def _key_source(settings: Settings) -> KeySource:
     )
 
 
+def _document_bearer_auth(app: FastAPI) -> None:
+    """Declare the bearer scheme in the OpenAPI document (routes read the header themselves, for speed)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+            schemes["bearerAuth"] = {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+        return app.openapi_schema or {}
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; settings default to the environment's, read once."""
 
@@ -56,7 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         store = open_store(resolved)
         try:
-            store.migrate()  # normally already done by the gunicorn master; cheap when it was
+            await store.migrate()  # normally already done by the gunicorn master; cheap when it was
         except DatabaseUnavailable as error:
             logger.warning(
                 "database not ready at start-up; readiness will report it", extra={"reason": str(error)}
@@ -65,13 +80,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            store.close()
+            await store.close()
 
     app = FastAPI(
         title="backend-iac",
         summary="The example backend that backend-iac deploys to Azure App Service.",
         lifespan=lifespan,
     )
+    _document_bearer_auth(app)
     install_problem_handlers(app)
     app.include_router(health.router)
     app.include_router(version.router)

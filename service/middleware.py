@@ -5,17 +5,17 @@ Written against ASGI directly (not BaseHTTPMiddleware) so they cost microseconds
 
 from __future__ import annotations
 
-import logging
+import json
+import random
 import re
+import sys
 import time
-import uuid
+from datetime import UTC, datetime
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.request_context import set_request_id
-
-access_logger = logging.getLogger("backend_iac.access")
 
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
@@ -33,7 +33,33 @@ def _request_id_from(headers: list[tuple[bytes, bytes]]) -> str:
             traceparent = value.decode("latin-1")
     if traceparent and (match := _TRACEPARENT.match(traceparent.strip())):
         return match.group(1)
-    return uuid.uuid4().hex
+    # Unique, not secret: the module PRNG (reseeded in each forked worker) costs no system call.
+    return f"{random.getrandbits(128):032x}"
+
+
+def _write_access_line(method: str, path: str, status: int, duration_ms: float, request_id: str) -> None:
+    """One JSON access line on stdout, in the same shape as every other log line.
+
+    Written directly rather than through `logging`: this runs once per request, and the logging
+    machinery (record, filter, formatter, handler lock) cost three times what the request itself did
+    for /healthz. Every other log line goes through `logging` and python-json-logger.
+    """
+    line = {
+        "level": "INFO",
+        "logger": "backend_iac.access",
+        "message": "request",
+        "method": method,
+        "path": path,
+        "status": status,
+        "duration_ms": duration_ms,
+        "request_id": request_id,
+        "time": datetime.now(UTC).isoformat(),
+    }
+    try:
+        sys.stdout.write(json.dumps(line) + "\n")
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        pass  # stdout gone (the log stream reader went away): never fail a request over a log line
 
 
 class RequestContextMiddleware:
@@ -61,16 +87,9 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            access_logger.info(
-                "request",
-                extra={
-                    "method": scope["method"],
-                    "path": scope["path"],  # never the query string: it may carry credentials
-                    "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                    "request_id": request_id,
-                },
-            )
+            # The path, never the query string: it may carry credentials.
+            duration_ms = round((time.perf_counter() - started) * 1000, 2)
+            _write_access_line(scope["method"], scope["path"], status, duration_ms, request_id)
 
 
 class BodyTooLarge(HTTPException):

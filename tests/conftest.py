@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -63,9 +63,15 @@ def settings(database_url: str, issuer: LocalIssuer, tmp_path: Path) -> Settings
 
 
 @pytest.fixture
-def store(settings: Settings) -> Iterator[Store]:
+def anyio_backend() -> str:
+    """Async tests run on asyncio, as the service does under uvicorn."""
+    return "asyncio"
+
+
+@pytest.fixture
+async def store(settings: Settings) -> AsyncIterator[Store]:
     """A migrated store on the backend under test."""
     opened = open_store(settings)
-    opened.migrate()
+    await opened.migrate()
     yield opened
-    opened.close()
+    await opened.close()

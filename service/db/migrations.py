@@ -9,9 +9,14 @@ by side, so a schema change is reviewed for both backends at once.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
+import sys
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
+
+if TYPE_CHECKING:
+    from service.config import Settings
 
 logger = logging.getLogger("backend_iac.migrations")
 
@@ -75,22 +80,28 @@ def latest_version() -> int:
     return MIGRATIONS[-1].version
 
 
+async def migrate_database(settings: Settings) -> list[int]:
+    """Open the configured store, apply pending migrations, close it."""
+    from service.db.factory import open_store
+
+    store = open_store(settings)
+    try:
+        return await store.migrate()
+    finally:
+        await store.close()
+
+
 def run(args: argparse.Namespace) -> int:
     """`backend-iac migrate`: apply pending migrations to the configured database."""
     from service.config import ConfigurationError, get_settings
-    from service.db.factory import open_store
+    from service.db.errors import DatabaseUnavailable
 
     del args
     try:
-        settings = get_settings()
-    except ConfigurationError as error:
-        print(error)
+        applied = asyncio.run(migrate_database(get_settings()))
+    except (ConfigurationError, DatabaseUnavailable) as error:
+        print(f"backend-iac migrate: {error}", file=sys.stderr)
         return 2
-    store = open_store(settings)
-    try:
-        applied = store.migrate()
-    finally:
-        store.close()
     print(f"schema at version {latest_version()}; applied now: {applied or 'nothing'}")
     return 0
 

@@ -1,26 +1,67 @@
-"""The PostgreSQL store: psycopg 3 with a connection pool, bounded waits everywhere.
+"""The PostgreSQL store: psycopg 3's async pool, bounded waits everywhere.
 
 A dead database must cost a request a few seconds and a clear 503, never a hung worker: connecting has
-a timeout, every statement has a timeout, waiting for a pooled connection has a timeout, and every
+a timeout, every statement has a timeout, waiting for a pooled connection has a timeout, and a
 connection is checked before it is handed out so the pool heals by itself once the server returns.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+import time
+import weakref
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
 import psycopg
-from psycopg_pool import ConnectionPool, PoolTimeout
+import psycopg.errors
+from anyio import to_thread
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from service.db.errors import DatabaseUnavailable
 from service.db.migrations import _ADVISORY_LOCK_KEY, MIGRATIONS, pending
-from service.db.store import Store, named_to_pyformat
+from service.db.store import Row, Store, named_to_pyformat
 
 logger = logging.getLogger("backend_iac.db")
+
+Connection = psycopg.AsyncConnection[Any]
+
+
+# A pooled connection idle longer than this is pinged before use. Connections in steady use skip the
+# extra round trip; one that sat through a database restart is caught and replaced, not handed out.
+IDLE_CHECK_SECONDS = 1.0
+
+
+async def _autocommit(conn: Connection) -> None:
+    await conn.set_autocommit(True)
+
+
+class _IdleCheck:
+    """The pool's check/reset callbacks: remember when each connection came back, ping stale ones."""
+
+    def __init__(self) -> None:
+        self._returned_at: weakref.WeakKeyDictionary[Connection, float] = weakref.WeakKeyDictionary()
+
+    async def check(self, conn: Connection) -> None:
+        if time.monotonic() - self._returned_at.get(conn, 0.0) > IDLE_CHECK_SECONDS:
+            await AsyncConnectionPool.check_connection(conn)
+
+    async def reset(self, conn: Connection) -> None:
+        self._returned_at[conn] = time.monotonic()
+
+
+def _worth_retrying(error: psycopg.OperationalError, *, idempotent: bool) -> bool:
+    """Whether one more try on a fresh connection is safe and useful.
+
+    A read is safe to repeat after any connection failure, except a statement timeout (repeating it would
+    only double the wait). A write is repeated only when the server said the session was terminated
+    (SQLSTATE class 57: admin or crash shutdown): the statement was then rolled back, never half-done;
+    after a bare lost connection the write may have committed, so it is reported, not repeated.
+    """
+    if isinstance(error, psycopg.errors.QueryCanceled):
+        return False
+    return idempotent or (error.sqlstate or "").startswith("57P")
 
 
 class PostgresStore(Store):
@@ -43,34 +84,61 @@ class PostgresStore(Store):
             "application_name": "backend-iac",
         }
 
-        def connection_kwargs() -> dict[str, Any]:
-            # Called for every new connection: a token-based password is fetched fresh each time.
-            return static if password is None else {**static, "password": password()}
+        async def connection_kwargs() -> dict[str, Any]:
+            # Called for every new connection: a token-based password is fetched fresh each time, off
+            # the event loop (azure-identity's managed identity call is blocking HTTP).
+            if password is None:
+                return static
+            return {**static, "password": await to_thread.run_sync(password)}
 
-        self._pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
+        idle_check = _IdleCheck()
+        self._pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
             conninfo,
             kwargs=connection_kwargs,
             min_size=1,
             max_size=pool_size,
             timeout=pool_timeout,
-            check=ConnectionPool.check_connection,
+            configure=_autocommit,
+            check=idle_check.check,
+            reset=idle_check.reset,
             reconnect_timeout=30.0,
             name="backend-iac",
             open=False,
         )
-        # Do not wait for the first connection: start-up must not hang on a database that is down.
-        self._pool.open(wait=False)
+        self._opened = False
+        self._schema_ready = False
 
-    @contextmanager
-    def _transaction(self) -> Iterator[psycopg.Connection[Any]]:
-        try:
-            with self._pool.connection(timeout=self._pool_timeout) as conn, conn.transaction():
-                yield conn
-        except PoolTimeout as error:
-            raise DatabaseUnavailable(f"no database connection within {self._pool_timeout}s") from error
-        except psycopg.OperationalError as error:
-            # Connection lost, server shutting down, statement timeout: the pool drops the broken one.
-            raise DatabaseUnavailable(f"PostgreSQL: {error}".strip()) from error
+    async def _ensure_open(self) -> None:
+        if not self._opened:
+            # Do not wait for the first connection: start-up must not hang on a database that is down.
+            await self._pool.open(wait=False)
+            self._opened = True
+
+    async def _execute(self, sql: str, params: Mapping[str, object], *, idempotent: bool) -> list[Row]:
+        if not self._schema_ready:
+            # The database was down when the service started: migrate on first contact instead.
+            await self.migrate()
+        for attempt in (1, 2):
+            try:
+                async with self._pool.connection(timeout=self._pool_timeout) as conn:
+                    cursor = await conn.execute(named_to_pyformat(sql), params)
+                    return await cursor.fetchall() if cursor.description else []
+            except PoolTimeout as error:
+                raise DatabaseUnavailable(f"no database connection within {self._pool_timeout}s") from error
+            except psycopg.OperationalError as error:
+                # The pool drops the broken connection; a second attempt gets a new one.
+                if attempt == 1 and _worth_retrying(error, idempotent=idempotent):
+                    # Its idle siblings likely died with it (a server restart): weed them out first.
+                    await self._pool.check()
+                    continue
+                raise DatabaseUnavailable(f"PostgreSQL: {error}".strip()) from error
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _read(self, sql: str, params: Mapping[str, object]) -> list[Row]:
+        return await self._execute(sql, params, idempotent=True)
+
+    async def _write(self, sql: str, params: Mapping[str, object]) -> list[Row]:
+        return await self._execute(sql, params, idempotent=False)
 
     def _encode_time(self, value: datetime) -> object:
         return value
@@ -81,35 +149,39 @@ class PostgresStore(Store):
             raise TypeError(msg)
         return value
 
-    def _sql(self, sql: str) -> str:
-        return named_to_pyformat(sql)
-
-    def migrate(self) -> list[int]:
+    async def migrate(self) -> list[int]:
+        await self._ensure_open()
         done: list[int] = []
-        with self._transaction() as conn:
-            # Every migrator (workers, instances, `migrate`) queues here; the lock ends with the transaction.
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_ADVISORY_LOCK_KEY,))
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                "version integer PRIMARY KEY, name text NOT NULL, "
-                "applied_at timestamptz NOT NULL DEFAULT now())"
-            )
-            applied = {row[0] for row in conn.execute("SELECT version FROM schema_migrations").fetchall()}
-            for migration in pending(applied):
-                for statement in migration.postgres:
-                    conn.execute(statement)
-                conn.execute(
-                    "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
-                    (migration.version, migration.name),
+        try:
+            async with self._pool.connection(timeout=self._pool_timeout) as conn, conn.transaction():
+                # Every migrator (workers, instances, `migrate`) queues here; the lock ends with the transaction.
+                await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_ADVISORY_LOCK_KEY,))
+                await conn.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, "
+                    "name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
                 )
-                done.append(migration.version)
+                cursor = await conn.execute("SELECT version FROM schema_migrations")
+                applied = {row[0] for row in await cursor.fetchall()}
+                for migration in pending(applied):
+                    for statement in migration.postgres:
+                        await conn.execute(statement)
+                    await conn.execute(
+                        "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
+                        (migration.version, migration.name),
+                    )
+                    done.append(migration.version)
+        except PoolTimeout as error:
+            raise DatabaseUnavailable(f"no database connection within {self._pool_timeout}s") from error
+        except psycopg.OperationalError as error:
+            raise DatabaseUnavailable(f"PostgreSQL: {error}".strip()) from error
+        self._schema_ready = True
         return done
 
-    def ping(self) -> None:
-        with self._transaction() as conn:
-            row = conn.execute("SELECT max(version) FROM schema_migrations").fetchone()
-        if row is None or row[0] != MIGRATIONS[-1].version:
+    async def ping(self) -> None:
+        rows = await self._read("SELECT max(version) FROM schema_migrations", {})
+        if not rows or rows[0][0] != MIGRATIONS[-1].version:
             raise DatabaseUnavailable("PostgreSQL schema is not at the current version")
 
-    def close(self) -> None:
-        self._pool.close(timeout=2.0)
+    async def close(self) -> None:
+        if self._opened:
+            await self._pool.close(timeout=2.0)

@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from anyio import to_thread
+
 from service.db.errors import DatabaseUnavailable
 from service.db.migrations import MIGRATIONS, pending
-from service.db.store import Store
+from service.db.store import Row, Store
 
 
 class SqliteStore(Store):
-    """One connection per thread (the threadpool reuses threads), WAL so readers never block the writer.
+    """WAL mode: readers never wait for the writer, so reads run on the event loop (microseconds, no
+    thread hop); writes, which fsync and may queue for the write lock behind another worker, run in the
+    threadpool so they never stall the loop. One connection per thread.
 
     Durability: synchronous=FULL, so a 201 means the row survived even a power cut, not only a crash.
-    Several gunicorn workers share the file; writers queue on SQLite's lock for up to `busy_timeout`.
     """
 
     dialect = "sqlite"
@@ -28,6 +30,8 @@ class SqliteStore(Store):
         self.path = path
         self.busy_timeout = busy_timeout
         self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
 
     def _connect(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -39,30 +43,24 @@ class SqliteStore(Store):
                 )
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=FULL")
-                conn.execute("PRAGMA foreign_keys=ON")
             except (OSError, sqlite3.Error) as error:
                 raise DatabaseUnavailable(f"cannot open SQLite database {self.path}: {error}") from error
             self._local.conn = conn
+            with self._connections_lock:
+                self._connections.append(conn)
         return conn
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        conn = self._connect()
+    def _run(self, sql: str, params: Mapping[str, object]) -> list[Row]:
         try:
-            conn.execute("BEGIN")
-            yield conn
-            conn.execute("COMMIT")
+            return self._connect().execute(sql, params).fetchall()
         except sqlite3.OperationalError as error:
-            self._rollback(conn)
             raise DatabaseUnavailable(f"SQLite: {error}") from error
-        except BaseException:
-            self._rollback(conn)
-            raise
 
-    @staticmethod
-    def _rollback(conn: sqlite3.Connection) -> None:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
+    async def _read(self, sql: str, params: Mapping[str, object]) -> list[Row]:
+        return self._run(sql, params)
+
+    async def _write(self, sql: str, params: Mapping[str, object]) -> list[Row]:
+        return await to_thread.run_sync(self._run, sql, params)
 
     def _encode_time(self, value: datetime) -> object:
         return value.astimezone(UTC).isoformat(timespec="microseconds")
@@ -70,10 +68,8 @@ class SqliteStore(Store):
     def _decode_time(self, value: Any) -> datetime:
         return datetime.fromisoformat(str(value))
 
-    def _sql(self, sql: str) -> str:
-        return sql  # sqlite3 understands :named parameters as written
-
-    def migrate(self) -> list[int]:
+    def migrate_now(self) -> list[int]:
+        """Apply pending migrations (synchronous: also used by the gunicorn master before forking)."""
         conn = self._connect()
         try:
             # IMMEDIATE takes the write lock first: a second migrator waits, then finds nothing to do.
@@ -94,18 +90,22 @@ class SqliteStore(Store):
                 done.append(migration.version)
             conn.execute("COMMIT")
         except sqlite3.Error as error:
-            self._rollback(conn)
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise DatabaseUnavailable(f"SQLite migration failed on {self.path}: {error}") from error
         return done
 
-    def ping(self) -> None:
-        with self._transaction() as conn:
-            row = conn.execute("SELECT max(version) FROM schema_migrations").fetchone()
-        if row is None or row[0] != MIGRATIONS[-1].version:
+    async def migrate(self) -> list[int]:
+        return await to_thread.run_sync(self.migrate_now)
+
+    async def ping(self) -> None:
+        rows = await self._read("SELECT max(version) FROM schema_migrations", {})
+        if not rows or rows[0][0] != MIGRATIONS[-1].version:
             raise DatabaseUnavailable("SQLite schema is not at the current version")
 
-    def close(self) -> None:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+    async def close(self) -> None:
+        with self._connections_lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+        self._local = threading.local()

@@ -1,23 +1,23 @@
-"""The item store: one interface, the SQL both backends share, and the dialect hooks each fills in."""
+"""The item store: one async interface, the SQL both backends share, and the two hooks each fills in.
+
+Every query is a single statement (autocommit): one round trip on Postgres, one step on SQLite, and no
+transaction left open if a request is cancelled half-way.
+"""
 
 from __future__ import annotations
 
 import re
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from service.db.migrations import Dialect
 from service.db.records import UNSET, Item, Unset
 
 _COLUMNS = "id, owner, name, description, created_at, updated_at"
-
-
-class Connectionlike(Protocol):
-    def execute(self, sql: str, params: Any = ...) -> Any: ...
+Row = Sequence[Any]
 
 
 class Store(ABC):
@@ -27,8 +27,12 @@ class Store(ABC):
 
     # -- dialect hooks -------------------------------------------------------------------------
     @abstractmethod
-    def _transaction(self) -> AbstractContextManager[Connectionlike]:
-        """A connection inside a transaction, committed on success; DatabaseUnavailable on outage."""
+    async def _read(self, sql: str, params: Mapping[str, object]) -> list[Row]:
+        """Run a query that changes nothing; DatabaseUnavailable on outage."""
+
+    @abstractmethod
+    async def _write(self, sql: str, params: Mapping[str, object]) -> list[Row]:
+        """Run a statement that changes data, durably committed before it returns."""
 
     @abstractmethod
     def _encode_time(self, value: datetime) -> object: ...
@@ -37,22 +41,18 @@ class Store(ABC):
     def _decode_time(self, value: Any) -> datetime: ...
 
     @abstractmethod
-    def _sql(self, sql: str) -> str:
-        """Rewrite the shared SQL (named :params) into this driver's parameter style."""
-
-    @abstractmethod
-    def migrate(self) -> list[int]:
+    async def migrate(self) -> list[int]:
         """Apply pending migrations under a lock; return the versions this call applied."""
 
     @abstractmethod
-    def ping(self) -> None:
+    async def ping(self) -> None:
         """Raise DatabaseUnavailable unless the database answers and the schema is current."""
 
     @abstractmethod
-    def close(self) -> None: ...
+    async def close(self) -> None: ...
 
     # -- the shared queries -------------------------------------------------------------------
-    def _row(self, row: Sequence[Any]) -> Item:
+    def _item(self, row: Row) -> Item:
         return Item(
             id=str(row[0]),
             owner=row[1],
@@ -62,54 +62,38 @@ class Store(ABC):
             updated_at=self._decode_time(row[5]),
         )
 
-    def _one(self, sql: str, params: Mapping[str, object]) -> Item | None:
-        with self._transaction() as conn:
-            row = conn.execute(self._sql(sql), params).fetchone()
-        return None if row is None else self._row(row)
-
-    def create_item(self, *, owner: str, name: str, description: str | None) -> Item:
+    async def create_item(self, *, owner: str, name: str, description: str | None) -> Item:
         now = datetime.now(UTC)
-        params = {
-            "id": str(uuid.uuid4()),
-            "owner": owner,
-            "name": name,
-            "description": description,
-            "now": self._encode_time(now),
-        }
-        with self._transaction() as conn:
-            conn.execute(
-                self._sql(
-                    f"INSERT INTO items ({_COLUMNS}) VALUES (:id, :owner, :name, :description, :now, :now)"
-                ),
-                params,
-            )
+        item_id = str(uuid.uuid4())
+        await self._write(
+            f"INSERT INTO items ({_COLUMNS}) VALUES (:id, :owner, :name, :description, :now, :now)",
+            {
+                "id": item_id,
+                "owner": owner,
+                "name": name,
+                "description": description,
+                "now": self._encode_time(now),
+            },
+        )
         return Item(
-            id=str(params["id"]),
-            owner=owner,
-            name=name,
-            description=description,
-            created_at=now,
-            updated_at=now,
+            id=item_id, owner=owner, name=name, description=description, created_at=now, updated_at=now
         )
 
-    def get_item(self, *, owner: str, item_id: str) -> Item | None:
-        return self._one(
+    async def get_item(self, *, owner: str, item_id: str) -> Item | None:
+        rows = await self._read(
             f"SELECT {_COLUMNS} FROM items WHERE owner = :owner AND id = :id", {"owner": owner, "id": item_id}
         )
+        return self._item(rows[0]) if rows else None
 
-    def list_items(self, *, owner: str, limit: int, offset: int) -> list[Item]:
+    async def list_items(self, *, owner: str, limit: int, offset: int) -> list[Item]:
         """The owner's items, oldest first (ties broken by id, so pages never overlap or skip)."""
-        with self._transaction() as conn:
-            rows = conn.execute(
-                self._sql(
-                    f"SELECT {_COLUMNS} FROM items WHERE owner = :owner "
-                    "ORDER BY created_at, id LIMIT :limit OFFSET :offset"
-                ),
-                {"owner": owner, "limit": limit, "offset": offset},
-            ).fetchall()
-        return [self._row(row) for row in rows]
+        rows = await self._read(
+            f"SELECT {_COLUMNS} FROM items WHERE owner = :owner ORDER BY created_at, id LIMIT :limit OFFSET :offset",
+            {"owner": owner, "limit": limit, "offset": offset},
+        )
+        return [self._item(row) for row in rows]
 
-    def update_item(
+    async def update_item(
         self,
         *,
         owner: str,
@@ -129,31 +113,29 @@ class Store(ABC):
         if not isinstance(description, Unset):
             assignments.append("description = :description")
             params["description"] = description
-        return self._one(
-            f"UPDATE items SET {', '.join(assignments)} "
-            f"WHERE owner = :owner AND id = :id RETURNING {_COLUMNS}",
+        rows = await self._write(
+            f"UPDATE items SET {', '.join(assignments)} WHERE owner = :owner AND id = :id RETURNING {_COLUMNS}",
             params,
         )
+        return self._item(rows[0]) if rows else None
 
-    def delete_item(self, *, owner: str, item_id: str) -> bool:
-        with self._transaction() as conn:
-            row = conn.execute(
-                self._sql("DELETE FROM items WHERE owner = :owner AND id = :id RETURNING id"),
-                {"owner": owner, "id": item_id},
-            ).fetchone()
-        return row is not None
+    async def delete_item(self, *, owner: str, item_id: str) -> bool:
+        rows = await self._write(
+            "DELETE FROM items WHERE owner = :owner AND id = :id RETURNING id",
+            {"owner": owner, "id": item_id},
+        )
+        return bool(rows)
 
-    def count_items(self, *, owner: str | None = None) -> int:
+    async def count_items(self, *, owner: str | None = None) -> int:
         """How many items are stored (for one owner, or all): used by tests and operators."""
-        sql = "SELECT count(*) FROM items" + (" WHERE owner = :owner" if owner is not None else "")
-        with self._transaction() as conn:
-            row = conn.execute(self._sql(sql), {"owner": owner} if owner is not None else {}).fetchone()
-        return int(row[0])
+        if owner is None:
+            rows = await self._read("SELECT count(*) FROM items", {})
+        else:
+            rows = await self._read("SELECT count(*) FROM items WHERE owner = :owner", {"owner": owner})
+        return int(rows[0][0])
 
-    def all_item_ids(self) -> Iterator[str]:
-        with self._transaction() as conn:
-            rows = conn.execute("SELECT id FROM items").fetchall()
-        return (str(row[0]) for row in rows)
+    async def all_item_ids(self) -> set[str]:
+        return {str(row[0]) for row in await self._read("SELECT id FROM items", {})}
 
 
 _NAMED_PARAM = re.compile(r"(?<!:):([a-z_]+)")

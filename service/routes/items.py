@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Path, Query, Response, status
@@ -22,26 +22,38 @@ _AUTH_RESPONSES: dict[int | str, dict[str, str]] = {
 _NOT_FOUND: dict[int | str, dict[str, str]] = {404: {"description": "no such item for this caller"}}
 
 
+# Every operation here needs a bearer token (documented; enforced by the Reader/Writer dependencies).
+_SECURED: dict[str, Any] = {"security": [{"bearerAuth": []}]}
+
+
 def _not_found() -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, "no such item")
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, responses=_AUTH_RESPONSES, summary="Create an item")
-def create_item(body: ItemCreate, caller: Writer, store: StoreDep, response: Response) -> ItemPublic:
-    item = store.create_item(owner=caller.subject, name=body.name, description=body.description)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses=_AUTH_RESPONSES,
+    summary="Create an item",
+    openapi_extra=_SECURED,
+)
+async def create_item(body: ItemCreate, caller: Writer, store: StoreDep, response: Response) -> ItemPublic:
+    item = await store.create_item(owner=caller.subject, name=body.name, description=body.description)
     response.headers["Location"] = f"{router.prefix}/{item.id}"
     return ItemPublic.of(item)
 
 
-@router.get("", responses=_AUTH_RESPONSES, summary="List the caller's items, oldest first")
-def list_items(
+@router.get(
+    "", responses=_AUTH_RESPONSES, summary="List the caller's items, oldest first", openapi_extra=_SECURED
+)
+async def list_items(
     caller: Reader,
     store: StoreDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> ItemPage:
     # One row more than asked for tells whether another page exists without a count query.
-    items = store.list_items(owner=caller.subject, limit=limit + 1, offset=offset)
+    items = await store.list_items(owner=caller.subject, limit=limit + 1, offset=offset)
     has_more = len(items) > limit
     return ItemPage(
         items=[ItemPublic.of(item) for item in items[:limit]],
@@ -51,20 +63,27 @@ def list_items(
     )
 
 
-@router.get("/{item_id}", responses={**_AUTH_RESPONSES, **_NOT_FOUND}, summary="Read one item")
-def get_item(item_id: ItemId, caller: Reader, store: StoreDep) -> ItemPublic:
-    item = store.get_item(owner=caller.subject, item_id=str(item_id))
+@router.get(
+    "/{item_id}", responses={**_AUTH_RESPONSES, **_NOT_FOUND}, summary="Read one item", openapi_extra=_SECURED
+)
+async def get_item(item_id: ItemId, caller: Reader, store: StoreDep) -> ItemPublic:
+    item = await store.get_item(owner=caller.subject, item_id=str(item_id))
     if item is None:
         raise _not_found()
     return ItemPublic.of(item)
 
 
-@router.patch("/{item_id}", responses={**_AUTH_RESPONSES, **_NOT_FOUND}, summary="Change an item's fields")
-def update_item(item_id: ItemId, body: ItemUpdate, caller: Writer, store: StoreDep) -> ItemPublic:
+@router.patch(
+    "/{item_id}",
+    responses={**_AUTH_RESPONSES, **_NOT_FOUND},
+    summary="Change an item's fields",
+    openapi_extra=_SECURED,
+)
+async def update_item(item_id: ItemId, body: ItemUpdate, caller: Writer, store: StoreDep) -> ItemPublic:
     fields = body.model_fields_set
     if "name" in fields and body.name is None:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "name: may not be null")
-    item = store.update_item(
+    item = await store.update_item(
         owner=caller.subject,
         item_id=str(item_id),
         name=body.name if "name" in fields and body.name is not None else UNSET,
@@ -80,7 +99,8 @@ def update_item(item_id: ItemId, body: ItemUpdate, caller: Writer, store: StoreD
     status_code=status.HTTP_204_NO_CONTENT,
     responses={**_AUTH_RESPONSES, **_NOT_FOUND},
     summary="Delete an item",
+    openapi_extra=_SECURED,
 )
-def delete_item(item_id: ItemId, caller: Writer, store: StoreDep) -> None:
-    if not store.delete_item(owner=caller.subject, item_id=str(item_id)):
+async def delete_item(item_id: ItemId, caller: Writer, store: StoreDep) -> None:
+    if not await store.delete_item(owner=caller.subject, item_id=str(item_id)):
         raise _not_found()

@@ -6,6 +6,7 @@ local role, and the role's password is rotated the way a token expires and is re
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -46,7 +47,8 @@ def test_cached_token_is_reused_only_within_its_lifetime() -> None:
     assert len(source.scopes_asked) == 2
 
 
-def test_new_pool_connections_log_in_with_a_fresh_token(postgres_server: PostgresServer) -> None:
+@pytest.mark.anyio
+async def test_new_pool_connections_log_in_with_a_fresh_token(postgres_server: PostgresServer) -> None:
     """After the first token expires and the role's credential rotates, reconnects use the new token."""
     role = f"mi_{uuid.uuid4().hex[:8]}"
     database = f"mi_{uuid.uuid4().hex[:8]}"
@@ -59,19 +61,19 @@ def test_new_pool_connections_log_in_with_a_fresh_token(postgres_server: Postgre
         pool_timeout=5.0,
     )
     try:
-        store.migrate()
-        store.create_item(owner="me", name="before rotation", description=None)
+        await store.migrate()
+        await store.create_item(owner="me", name="before rotation", description=None)
 
         # The identity platform issues a new token; the old one expires (the role's password changes).
         postgres_server.psql(f"ALTER ROLE {role} PASSWORD 'token-two'")
         source.token = "token-two"
-        time.sleep(0.6)
+        await asyncio.sleep(0.6)
         postgres_server.psql(
             f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{role}'"
         )
 
-        store.create_item(owner="me", name="after rotation", description=None)
-        assert store.count_items(owner="me") == 2
+        await store.create_item(owner="me", name="after rotation", description=None)
+        assert await store.count_items(owner="me") == 2
         assert source.scopes_asked.count(SCOPE) >= 2
     finally:
-        store.close()
+        await store.close()

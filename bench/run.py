@@ -1,0 +1,201 @@
+"""`make bench`: the service under its production command, driven by wrk on loopback, beside a bare app.
+
+Prints requests/s, p50/p99 latency and errors for /healthz, an authenticated item read on SQLite and the
+same on PostgreSQL, each as a ratio to the bare FastAPI app measured in the same run, plus worker RSS.
+Targets (issue 2): /healthz >= 0.8x bare; authenticated read >= 0.4x bare; zero errors; worker RSS < 100 MiB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from tests.support.issuer import AUDIENCE, LocalIssuer
+from tests.support.postgres import PostgresServer
+from tests.support.service_process import ServiceProcess
+
+BARE_COMMAND = "gunicorn --config python:service.gunicorn_conf bench.bare_app:app"
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+@dataclass
+class WrkResult:
+    name: str
+    requests_per_second: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    errors: int
+
+    def line(self, baseline: WrkResult | None) -> str:
+        ratio = (
+            f"{self.requests_per_second / baseline.requests_per_second:5.2f}x bare"
+            if baseline
+            else "  baseline"
+        )
+        return (
+            f"{self.name:<34} {self.requests_per_second:9.0f} req/s  {ratio}  p50 {self.p50_ms:7.2f} ms  "
+            f"p99 {self.p99_ms:7.2f} ms  requests {self.requests:7d}  errors {self.errors}"
+        )
+
+
+def _ms(value: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s)", value)
+    if not match:
+        msg = f"cannot read wrk latency {value!r}"
+        raise ValueError(msg)
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def run_wrk(
+    name: str, url: str, *, seconds: int, connections: int, headers: dict[str, str] | None = None
+) -> WrkResult:
+    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "5s"]
+    for key, value in (headers or {}).items():
+        command += ["-H", f"{key}: {value}"]
+    output = subprocess.run(
+        [*command, url], check=True, capture_output=True, text=True, timeout=seconds + 30
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", output, re.MULTILINE).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", output, re.MULTILINE).group(1))  # type: ignore[union-attr]
+    requests = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
+    errors = 0
+    if non_2xx := re.search(r"Non-2xx or 3xx responses: (\d+)", output):
+        errors += int(non_2xx.group(1))
+    if socket := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output):
+        errors += sum(int(part) for part in socket.groups())
+    return WrkResult(name, rps, p50, p99, requests, errors)
+
+
+def worker_rss_mib(service: ServiceProcess) -> list[float]:
+    assert service.process is not None
+    master = service.process.pid
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    sizes = []
+    for pid in children:
+        status = Path(f"/proc/{pid}/status").read_text()
+        match = re.search(r"VmRSS:\s+(\d+) kB", status)
+        if match:
+            sizes.append(int(match.group(1)) / 1024)
+    return sizes
+
+
+def _create_item(service: ServiceProcess, token: str) -> str:
+    response = httpx.post(
+        f"{service.url}/api/v1/items", json={"name": "bench"}, headers={"Authorization": f"Bearer {token}"}
+    )
+    response.raise_for_status()
+    return str(response.headers["location"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=int, default=8, help="duration of each wrk run")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=2, help="WEB_CONCURRENCY (App Service B1 has 1 vCPU)")
+    args = parser.parse_args(argv)
+    if shutil.which("wrk") is None:
+        print("wrk is not installed: run `make bench` (it installs Debian's wrk package)", file=sys.stderr)
+        return 2
+
+    issuer = LocalIssuer().start()
+    token = issuer.mint(ttl=3600)
+    auth = {"Authorization": f"Bearer {token}"}
+    home = Path(tempfile.mkdtemp(prefix="backend-iac-bench-"))
+    env = {"APP_ENV": "production", "AUTH_ISSUER": issuer.url, "AUTH_AUDIENCE": AUDIENCE, "HOME": str(home)}
+    postgres = PostgresServer()
+    results: list[WrkResult] = []
+    rss: dict[str, list[float]] = {}
+    try:
+        postgres.init()
+        postgres.start()
+        postgres_url = postgres.create_database("bench")
+
+        print(
+            f"wrk: {args.connections} connections, {args.seconds} s per run, {args.workers} workers, loopback"
+        )
+        with ServiceProcess(env, command=BARE_COMMAND, workers=args.workers) as bare:
+            run_wrk("warm-up", f"{bare.url}/healthz", seconds=2, connections=args.connections)
+            baseline = run_wrk(
+                "bare FastAPI /healthz",
+                f"{bare.url}/healthz",
+                seconds=args.seconds,
+                connections=args.connections,
+            )
+            rss["bare"] = worker_rss_mib(bare)
+
+        with ServiceProcess(env, workers=args.workers) as service:
+            item = _create_item(service, token)
+            run_wrk("warm-up", f"{service.url}/healthz", seconds=2, connections=args.connections)
+            results.append(
+                run_wrk(
+                    "service /healthz",
+                    f"{service.url}/healthz",
+                    seconds=args.seconds,
+                    connections=args.connections,
+                )
+            )
+            results.append(
+                run_wrk(
+                    "service GET item (SQLite, auth)",
+                    service.url + item,
+                    seconds=args.seconds,
+                    connections=args.connections,
+                    headers=auth,
+                )
+            )
+            rss["service on SQLite"] = worker_rss_mib(service)
+
+        with ServiceProcess({**env, "DATABASE_URL": postgres_url}, workers=args.workers) as service:
+            item = _create_item(service, token)
+            run_wrk("warm-up", service.url + item, seconds=2, connections=args.connections, headers=auth)
+            results.append(
+                run_wrk(
+                    "service GET item (Postgres, auth)",
+                    service.url + item,
+                    seconds=args.seconds,
+                    connections=args.connections,
+                    headers=auth,
+                )
+            )
+            rss["service on Postgres"] = worker_rss_mib(service)
+    finally:
+        postgres.destroy()
+        issuer.stop()
+        shutil.rmtree(home, ignore_errors=True)
+
+    print(baseline.line(None))
+    for result in results:
+        print(result.line(baseline))
+    for name, sizes in rss.items():
+        print(f"worker RSS {name:<20} " + ", ".join(f"{size:.1f} MiB" for size in sizes))
+
+    targets = {
+        "service /healthz": 0.8,
+        "service GET item (SQLite, auth)": 0.4,
+        "service GET item (Postgres, auth)": 0.4,
+    }
+    failures = [
+        f"{result.name}: {result.requests_per_second / baseline.requests_per_second:.2f}x < {targets[result.name]}x"
+        for result in results
+        if result.requests_per_second / baseline.requests_per_second < targets[result.name]
+    ]
+    failures += [f"{result.name}: {result.errors} errors" for result in [baseline, *results] if result.errors]
+    failures += [
+        f"worker RSS {name}: {max(sizes):.1f} MiB >= 100" for name, sizes in rss.items() if max(sizes) >= 100
+    ]
+    print("targets: " + ("all met" if not failures else "MISSED: " + "; ".join(failures)))
+    return 0 if not failures else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
