@@ -32,7 +32,8 @@ serve: bootstrap
 	@echo "Call it with a development token:"
 	@echo "  TOKEN=\$$(make -s token)"
 	@echo "  curl -H \"Authorization: Bearer \$$TOKEN\" -d '{\"name\":\"first\"}' -H 'content-type: application/json' http://127.0.0.1:$${PORT:-8000}/api/v1/items"
-	APP_ENV=development $(RUN) $$($(RUN) python -c 'from service.startup import STARTUP_COMMAND; print(STARTUP_COMMAND)')
+	APP_ENV=development GUNICORN_CMD_ARGS="--bind 127.0.0.1:$${PORT:-8000}" \
+	  $(RUN) $$($(RUN) python -c 'from service.startup import STARTUP_COMMAND; print(STARTUP_COMMAND)')
 
 token: bootstrap
 	@$(RUN) python -m service.dev_keys mint
