@@ -42,10 +42,14 @@ def build_parser() -> argparse.ArgumentParser:
     package.add_argument("--root", default=None, help="repository root (default: this checkout)")
     package.add_argument("--ref", default="HEAD", help="the commit to package (default: HEAD)")
 
-    verify = commands.add_parser("verify", help="runtime gate: wait until the expected commit serves and is ready")
+    verify = commands.add_parser(
+        "verify", help="runtime gate: wait until the expected commit serves and is ready"
+    )
     verify.add_argument("--url", required=True, help="the web app's base URL")
     verify.add_argument("--commit", required=True, help="the commit SHA that must be serving")
-    verify.add_argument("--timeout", type=float, default=600.0, help="seconds before giving up (default: 600)")
+    verify.add_argument(
+        "--timeout", type=float, default=600.0, help="seconds before giving up (default: 600)"
+    )
     verify.add_argument("--app-name", default=None, help="web app name, for the log-stream hint")
     verify.add_argument("--resource-group", default=None, help="resource group, for the log-stream hint")
 

@@ -15,7 +15,9 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import re
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -56,7 +58,6 @@ FORBIDDEN_REQUIREMENTS: Final = frozenset(
 
 # Runtime requirements only, exactly as locked, with hashes (pip then installs in --require-hashes mode).
 UV_EXPORT: Final = (
-    "uv",
     "export",
     "--locked",
     "--offline",
@@ -156,12 +157,12 @@ def export_requirements(*, pyproject: bytes, lock: bytes) -> str:
         Path(scratch, "uv.lock").write_bytes(lock)
         try:
             result = subprocess.run(  # noqa: S603 - a fixed argument list, no shell
-                UV_EXPORT, cwd=scratch, capture_output=True, check=False, timeout=120
+                (uv_executable(), *UV_EXPORT), cwd=scratch, capture_output=True, check=False, timeout=120
             )
         except FileNotFoundError:
             raise PackagingError("uv is not on PATH; run `make bootstrap` (it installs uv)") from None
     if result.returncode != 0:
-        msg = f"`{' '.join(UV_EXPORT)}` failed (is uv.lock current? run `uv lock`):\n{result.stderr.decode()}"
+        msg = f"`uv {' '.join(UV_EXPORT)}` failed (is uv.lock current? run `uv lock`):\n{result.stderr.decode()}"
         raise PackagingError(msg)
     text = result.stdout.decode()
     names = requirement_names(text)
@@ -171,6 +172,14 @@ def export_requirements(*, pyproject: bytes, lock: bytes) -> str:
         raise PackagingError(msg)
     header = "# The service's runtime dependencies, exported from uv.lock by `backend-iac package`.\n"
     return header + text
+
+
+def uv_executable() -> str:
+    """`uv run` names itself in $UV; otherwise uv from PATH, or where `make bootstrap` puts it."""
+    found = os.environ.get("UV") or shutil.which("uv")
+    if found:
+        return found
+    return str(Path.home() / ".local" / "bin" / "uv")
 
 
 def requirement_names(requirements: str) -> set[str]:

@@ -2,7 +2,8 @@
 
 Each attempt walks the layers in order, /healthz (is anything of ours answering?), /version (is it the
 new code?), /readyz (can it reach its database?), and stops at the first that fails. Attempts repeat with
-backoff until the deadline; the last observation is the diagnosis, and its exit code names the layer:
+backoff until the deadline (no attempt starts after it; each request may take REQUEST_TIMEOUT_SECONDS);
+the last observation is the diagnosis, and its exit code names the layer:
 
     0  verified      the expected commit serves /version and /readyz is 200
     3  unreachable   DNS, TLS, connection, or an HTTP status that is not the app (403 stopped, 404 no app)
@@ -112,10 +113,9 @@ def verify(
     last_summary = None
     with httpx.Client(follow_redirects=True, headers={"user-agent": "backend-iac-verify"}) as client:
         while True:
-            remaining = deadline - time.monotonic()
-            observation = probe(
-                client, base, commit, request_timeout=max(0.5, min(REQUEST_TIMEOUT_SECONDS, remaining))
-            )
+            # Each request keeps its full timeout even near the deadline: a slow 503 from /readyz is a
+            # better diagnosis than a time-out we caused ourselves.
+            observation = probe(client, base, commit, request_timeout=REQUEST_TIMEOUT_SECONDS)
             if report is not None and observation.summary != last_summary:
                 report(time.monotonic() - started, observation)
                 last_summary = observation.summary

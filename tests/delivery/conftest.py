@@ -1,0 +1,97 @@
+"""The artifact as App Service receives it: built by `backend-iac package`, unpacked outside the
+repository, its own requirements installed into a fresh virtual environment."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from delivery.package import uv_executable
+from tests.delivery.commands import REPO_ROOT, backend_iac, head_commit
+from tests.support.issuer import AUDIENCE, LocalIssuer
+from tests.support.service_process import ServiceProcess
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """An unpacked artifact and the virtual environment built from its own requirements.txt."""
+
+    zip_path: Path
+    commit: str
+    site: Path  # what App Service calls /home/site/wwwroot
+    bin_dir: Path  # the fresh virtual environment's bin directory (Oryx's antenv)
+    package_seconds: float
+    install_seconds: float
+
+
+@pytest.fixture(scope="session")
+def deployment(tmp_path_factory: pytest.TempPathFactory) -> Deployment:
+    """Package the current commit, unzip it into a fresh directory, install its requirements fresh."""
+    commit = head_commit()  # read once: other commits may land while the suite runs
+    work = tmp_path_factory.mktemp("artifact")
+    assert not work.resolve().is_relative_to(REPO_ROOT), "the artifact must run outside the repository"
+
+    started = time.monotonic()
+    packaged = backend_iac("package", "--ref", commit, "--output", str(work / "backend-iac.zip"))
+    package_seconds = time.monotonic() - started
+    assert packaged.returncode == 0, packaged.stderr
+    zip_path = Path(packaged.stdout.strip().splitlines()[-1])
+
+    site = work / "wwwroot"
+    with zipfile.ZipFile(zip_path) as archive:
+        archive.extractall(site)
+
+    started = time.monotonic()
+    venv = work / "antenv"
+    uv_env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
+    uv_env.pop("VIRTUAL_ENV", None)
+    uv = uv_executable()
+    subprocess.run(
+        [uv, "venv", "--quiet", "--python", sys.executable, str(venv)], env=uv_env, check=True, timeout=60
+    )
+    # --require-hashes: what pip does on App Service for a file whose lines carry hashes.
+    subprocess.run(
+        [uv, "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"), "--require-hashes",
+         "-r", str(site / "requirements.txt")],
+        env=uv_env, check=True, timeout=300, cwd=site,
+    )  # fmt: skip
+    install_seconds = time.monotonic() - started
+    return Deployment(
+        zip_path=zip_path,
+        commit=commit,
+        site=site,
+        bin_dir=venv / "bin",
+        package_seconds=package_seconds,
+        install_seconds=install_seconds,
+    )
+
+
+def app_service_environment(issuer: LocalIssuer, home: Path, **extra: str) -> dict[str, str]:
+    """What the stack's app settings and the platform give the container (PORT comes from ServiceProcess)."""
+    return {
+        "APP_ENV": "production",
+        "AUTH_ISSUER": issuer.url,
+        "AUTH_AUDIENCE": AUDIENCE,
+        "HOME": str(home),
+        **extra,
+    }
+
+
+@pytest.fixture
+def artifact_service(deployment: Deployment, issuer: LocalIssuer, tmp_path: Path) -> Iterator[ServiceProcess]:
+    """The unpacked artifact under the exact start command, from its own directory and virtualenv."""
+    home = tmp_path / "home"
+    home.mkdir()
+    process = ServiceProcess(
+        env=app_service_environment(issuer, home), cwd=deployment.site, python_bin=deployment.bin_dir
+    )
+    with process:
+        yield process
