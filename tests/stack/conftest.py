@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +23,15 @@ BASE_CONFIG: dict[str, Any] = {
 }
 
 Evaluate = Callable[..., Evaluation]
+
+
+@pytest.fixture(autouse=True)
+def current_event_loop() -> None:
+    """`@pulumi.runtime.test` runs on asyncio's current loop; an earlier asyncio.run() leaves none set."""
+    try:
+        asyncio.get_event_loop_policy().get_event_loop()
+    except RuntimeError:
+        asyncio.set_event_loop(asyncio.new_event_loop())
 
 
 def write_stack(root: Path, name: str, config: dict[str, Any]) -> Path:
