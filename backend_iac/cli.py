@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import cast
@@ -61,7 +62,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     module_name, function_name = COMMANDS[args.command].split(":")
     command = cast(Callable[[argparse.Namespace], int], getattr(importlib.import_module(module_name), function_name))
-    return command(args)
+    try:
+        return command(args)
+    except BrokenPipeError:
+        # `backend-iac plan | head`: the reader left. Quietly, like any Unix tool, and without a traceback
+        # when Python flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":
