@@ -1,0 +1,25 @@
+"""Figures the reliability suites print, one greppable line per suite: `FIGURES <suite>: key=value ...`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+def report(suite: str, **values: object) -> str:
+    """Print (and return) one FIGURES line; floats get three decimals."""
+    parts = [
+        f"{key}={value:.3f}" if isinstance(value, float) else f"{key}={value}"
+        for key, value in values.items()
+    ]
+    line = f"FIGURES {suite}: {' '.join(parts)}"
+    print(line, flush=True)
+    return line
+
+
+def percentile(samples: Sequence[float], fraction: float) -> float:
+    """The nearest-rank percentile of the samples (0.0 when there are none)."""
+    if not samples:
+        return 0.0
+    ordered = sorted(samples)
+    rank = max(0, min(len(ordered) - 1, round(fraction * len(ordered) + 0.5) - 1))
+    return ordered[rank]
