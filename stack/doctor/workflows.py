@@ -506,8 +506,8 @@ def presented_subjects(
                 event,
                 default_ref,
                 assumption=(
-                    f"workflow_dispatch runs on the branch it is dispatched from; assumed the default "
-                    f"branch `{default_branch}` (dispatching from another branch presents that branch)"
+                    f"workflow_dispatch runs on the branch it is dispatched from: assumed the default "
+                    f"branch `{default_branch}`; a dispatch from another branch presents that branch"
                 ),
             )
         elif event in _UNKNOWN_REF_EVENTS:
