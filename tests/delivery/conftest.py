@@ -50,7 +50,20 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Deployment:
         archive.extractall(site)
 
     started = time.monotonic()
-    venv = work / "antenv"
+    venv = install_fresh_venv(site, work / "antenv")
+    install_seconds = time.monotonic() - started
+    return Deployment(
+        zip_path=zip_path,
+        commit=commit,
+        site=site,
+        bin_dir=venv / "bin",
+        package_seconds=package_seconds,
+        install_seconds=install_seconds,
+    )
+
+
+def install_fresh_venv(site: Path, venv: Path) -> Path:
+    """A new virtualenv holding exactly the artifact's requirements.txt, as Oryx builds it on deploy."""
     uv_env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
     uv_env.pop("VIRTUAL_ENV", None)
     uv = uv_executable()
@@ -63,20 +76,17 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Deployment:
          "-r", str(site / "requirements.txt")],
         env=uv_env, check=True, timeout=300, cwd=site,
     )  # fmt: skip
-    install_seconds = time.monotonic() - started
-    return Deployment(
-        zip_path=zip_path,
-        commit=commit,
-        site=site,
-        bin_dir=venv / "bin",
-        package_seconds=package_seconds,
-        install_seconds=install_seconds,
-    )
+    return venv
 
 
-def app_service_environment(issuer: LocalIssuer, home: Path, **extra: str) -> dict[str, str]:
-    """What the stack's app settings and the platform give the container (PORT comes from ServiceProcess)."""
+def app_service_environment(issuer: LocalIssuer, home: Path, bin_dir: Path, **extra: str) -> dict[str, str]:
+    """What the stack's app settings and the platform give the container (PORT comes from ServiceProcess).
+
+    PATH holds the artifact's virtualenv and the system only: nothing from the repository's own .venv can
+    stand in for a dependency the artifact lacks.
+    """
     return {
+        "PATH": os.pathsep.join([str(bin_dir), "/usr/local/bin", "/usr/bin", "/bin"]),
         "APP_ENV": "production",
         "AUTH_ISSUER": issuer.url,
         "AUTH_AUDIENCE": AUDIENCE,
@@ -91,7 +101,9 @@ def artifact_service(deployment: Deployment, issuer: LocalIssuer, tmp_path: Path
     home = tmp_path / "home"
     home.mkdir()
     process = ServiceProcess(
-        env=app_service_environment(issuer, home), cwd=deployment.site, python_bin=deployment.bin_dir
+        env=app_service_environment(issuer, home, deployment.bin_dir),
+        cwd=deployment.site,
+        python_bin=deployment.bin_dir,
     )
     with process:
         yield process

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import time
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import pytest
 
 from service.startup import STARTUP_COMMAND
 from tests.delivery.commands import REPO_ROOT, backend_iac
-from tests.delivery.conftest import Deployment
+from tests.delivery.conftest import Deployment, app_service_environment, install_fresh_venv
 from tests.support.issuer import LocalIssuer
 from tests.support.service_process import ServiceProcess
 
@@ -79,3 +81,27 @@ def test_packaging_and_install_stay_fast(deployment: Deployment) -> None:
     )
     assert deployment.package_seconds < 20
     assert deployment.zip_path.stat().st_size < 1_000_000
+
+
+def without_requirement(requirements: str, name: str) -> str:
+    """The requirements file minus one pinned entry (its line, hashes and `# via` comments)."""
+    blocks = re.split(r"\n(?=\S)", requirements)
+    kept = [block for block in blocks if not block.startswith(f"{name}==")]
+    assert len(kept) == len(blocks) - 1, f"{name} is not pinned"
+    return "\n".join(kept)
+
+
+def test_a_missing_runtime_dependency_fails_here_before_azure(
+    deployment: Deployment, issuer: LocalIssuer, tmp_path: Path
+) -> None:
+    """The same proof with uvicorn-worker dropped from requirements.txt: the start command fails at once."""
+    site = tmp_path / "wwwroot"
+    shutil.copytree(deployment.site, site)
+    requirements = site / "requirements.txt"
+    requirements.write_text(without_requirement(requirements.read_text(), "uvicorn-worker"))
+    venv = install_fresh_venv(site, tmp_path / "antenv")
+    env = app_service_environment(issuer, tmp_path, venv / "bin")
+    service = ServiceProcess(env=env, cwd=site, python_bin=venv / "bin", workers=1)
+    with pytest.raises(RuntimeError, match="exited"):
+        service.start(timeout=30)
+    assert "uvicorn_worker" in service.logs()
