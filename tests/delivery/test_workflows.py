@@ -160,6 +160,16 @@ def test_deploy_targets_come_from_stack_outputs() -> None:
     assert deploy_step["env"]["RESOURCE_GROUP"] == "${{ needs.up.outputs.resource_group }}"
 
 
+def test_deploying_jobs_run_in_an_environment_the_stack_trusts() -> None:
+    """up and deploy sign in from the `production` environment, a subject the dev stack declares."""
+    deploy_jobs = jobs("deploy.yml")
+    assert deploy_jobs["up"]["environment"] == "production"
+    assert deploy_jobs["deploy"]["environment"]["name"] == "production"
+    assert deploy_jobs["deploy"]["environment"]["url"] == "${{ needs.up.outputs.url }}"
+    stack_config = yaml.safe_load((REPO_ROOT / "Pulumi.dev.yaml").read_text())["config"]
+    assert "production" in stack_config["backend-iac:githubEnvironments"]
+
+
 def test_gate_verifies_the_pushed_commit_with_the_log_stream_names() -> None:
     """The gate runs `backend-iac verify` for $GITHUB_SHA at the stack's URL, naming app and group."""
     gate = jobs("deploy.yml")["gate"]
