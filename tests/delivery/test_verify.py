@@ -3,6 +3,8 @@ code and the message name the failing layer. Every case is bounded by a small --
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -13,7 +15,7 @@ from typing import Any
 import pytest
 
 from delivery.verify import Outcome
-from tests.delivery.commands import backend_iac
+from tests.delivery.commands import REPO_ROOT, backend_iac
 from tests.delivery.conftest import Deployment, app_service_environment
 from tests.support.issuer import LocalIssuer
 from tests.support.postgres import free_port
@@ -67,6 +69,33 @@ def test_verified_when_the_expected_commit_serves_and_is_ready(
     assert result.returncode == Outcome.VERIFIED, result.stdout + result.stderr
     assert f"serves commit {deployment.commit}" in result.stdout
     assert result.elapsed < 10
+
+
+def test_waits_for_a_service_that_is_still_starting(
+    deployment: Deployment, issuer: LocalIssuer, tmp_path: Path
+) -> None:
+    """Nothing listens when verify starts; the service comes up seconds later: verify waits, then exits 0."""
+    port = free_port()
+    command = [
+        sys.executable, "-m", "backend_iac.cli", "verify", "--url", f"http://127.0.0.1:{port}",
+        "--commit", deployment.commit, "--timeout", "40",
+    ]  # fmt: skip
+    waiting = subprocess.Popen(
+        command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        time.sleep(2)
+        assert waiting.poll() is None, "verify gave up before the deadline"
+        env = app_service_environment(issuer, tmp_path, deployment.bin_dir)
+        with ServiceProcess(
+            env=env, cwd=deployment.site, python_bin=deployment.bin_dir, workers=1, port=port
+        ):
+            stdout, stderr = waiting.communicate(timeout=40)
+    finally:
+        waiting.kill()
+    assert waiting.returncode == Outcome.VERIFIED, stdout + stderr
+    assert "not reachable: connection:" in stdout  # what it saw first
+    assert f"verified: http://127.0.0.1:{port} serves commit {deployment.commit}" in stdout
 
 
 def test_old_commit_is_diagnosed_with_both_commits_and_the_log_stream(
