@@ -31,8 +31,9 @@ _SUBJECT_CHECKS: Final = (
     "for character; if it is missing, add the branch, tag or environment to githubBranches, githubTags "
     "or githubEnvironments and run `pulumi up`.",
     "If the printed subject carries ids (`repo:owner@123/name@456:...`), the repository uses GitHub's "
-    "immutable subject format (repositories created after 2026-07-15, or opted in): the credentials "
-    "must use that form; this stack builds the `repo:owner/name:...` form.",
+    "immutable subject format (the default for repositories created or renamed on or after 2026-07-15, "
+    "and for those opted in): the credentials must use that form, and this stack builds the name-only "
+    "`repo:owner/name:...` form.",
 )
 
 ERRORS: Final[Mapping[str, EntraError]] = {

@@ -40,6 +40,7 @@ def test_gunicorn_timeout_beyond_the_front_end(tree: Tree) -> None:
     )
     assert "230" in finding.message
     assert finding.file == "service/gunicorn_conf.py"
+    assert finding.line == tree.read("service/gunicorn_conf.py").splitlines().index("timeout = 300") + 1
 
 
 def test_gunicorn_timeout_from_the_environment_uses_its_default(tree: Tree) -> None:

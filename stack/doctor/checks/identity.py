@@ -265,7 +265,8 @@ def _unused(repository: Repository, credentials: list[Credential], used: set[str
 
 def _remote(repository: Repository, name: str) -> Iterator[Finding]:
     origin = repository.origin
-    if origin is None or origin == name:
+    # An immutable-format name (owner@123/name@456) names the same repository as owner/name.
+    if origin is None or origin == re.sub(r"@\d+", "", name):
         return
     file, line = repository.config_location("backend-iac:githubRepository")
     if origin.casefold() == name.casefold():

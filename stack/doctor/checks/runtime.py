@@ -72,11 +72,12 @@ def _positional(words: list[str]) -> list[str]:
     return out
 
 
-def _timeout_from_config(path: Path, settings: dict[str, str]) -> tuple[int | None, str]:
-    """`timeout` as the config module sets it: a literal, or int(os.environ.get("NAME", "default"))."""
+def _timeout_from_config(path: Path, settings: dict[str, str]) -> tuple[int | None, str, int | None]:
+    """`timeout` as the config module sets it (a literal, or int(os.environ.get("NAME", "default"))),
+    how it was read, and its line."""
     tree = _parse(path)
     if tree is None:
-        return None, f"{path.name} could not be parsed"
+        return None, f"{path.name} could not be parsed", None
     for node in tree.body:
         if not (
             isinstance(node, ast.Assign)
@@ -84,7 +85,7 @@ def _timeout_from_config(path: Path, settings: dict[str, str]) -> tuple[int | No
         ):
             continue
         try:
-            return int(ast.literal_eval(node.value)), f"timeout = {ast.unparse(node.value)}"
+            return int(ast.literal_eval(node.value)), f"timeout = {ast.unparse(node.value)}", node.lineno
         except (ValueError, TypeError, SyntaxError):
             pass
         source = ast.unparse(node.value)
@@ -92,10 +93,10 @@ def _timeout_from_config(path: Path, settings: dict[str, str]) -> tuple[int | No
         if match:
             name, default = match.groups()
             if name in settings and settings[name].strip().isdigit():
-                return int(settings[name]), f"app setting {name}={settings[name]}"
-            return int(default), f"timeout = {source} (default)"
-        return None, f"timeout = {source}"
-    return _GUNICORN_DEFAULT_TIMEOUT, "gunicorn's default (the config sets no timeout)"
+                return int(settings[name]), f"app setting {name}={settings[name]}", node.lineno
+            return int(default), f"timeout = {source} (default)", node.lineno
+        return None, f"timeout = {source}", node.lineno
+    return _GUNICORN_DEFAULT_TIMEOUT, "gunicorn's default (the config sets no timeout)", None
 
 
 def _startup_definition(root: Path) -> tuple[str, int | None]:
@@ -170,6 +171,7 @@ def _startup(repository: Repository) -> Iterator[Finding]:
     config = _option(words, "--config", "-c")
     timeout_source = ""
     timeout: int | None = None
+    timeout_line: int | None = None
     command_timeout = _option(words, "--timeout", "-t")
     env_timeout = _option(shlex.split(settings.get("GUNICORN_CMD_ARGS", "")), "--timeout", "-t")
     config_path: Path | None = None
@@ -194,17 +196,19 @@ def _startup(repository: Repository) -> Iterator[Finding]:
     elif env_timeout is not None and env_timeout.isdigit():
         timeout, timeout_source = int(env_timeout), f"GUNICORN_CMD_ARGS --timeout {env_timeout}"
     elif config_path is not None:
-        timeout, timeout_source = _timeout_from_config(config_path, settings)
+        timeout, timeout_source, timeout_line = _timeout_from_config(config_path, settings)
     elif config is None:
         timeout, timeout_source = _GUNICORN_DEFAULT_TIMEOUT, "gunicorn's default"
     timeout_file = config_path.relative_to(root).as_posix() if config_path is not None else where
+    if config_path is None:
+        timeout_line = line
     if timeout is None:
         if config_path is not None:
             yield _finding(
                 "gunicorn-timeout-unknown",
                 "warning",
                 timeout_file,
-                None,
+                timeout_line,
                 f"the gunicorn timeout cannot be read offline ({timeout_source})",
                 f"set `timeout` to a literal below {FRONT_END_TIMEOUT_SECONDS} s, or to "
                 'int(os.environ.get("NAME", "<default>"))',
@@ -215,7 +219,7 @@ def _startup(repository: Repository) -> Iterator[Finding]:
             "gunicorn-timeout-too-long",
             "error",
             timeout_file,
-            None,
+            timeout_line,
             f"gunicorn kills a silent worker after {shown} ({timeout_source}), but App Service's front end "
             f"drops a request after {FRONT_END_TIMEOUT_SECONDS} s: clients see 504s while hung workers live on",
             f"keep the timeout well under {FRONT_END_TIMEOUT_SECONDS} s (this service uses 120)",
