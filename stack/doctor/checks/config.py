@@ -60,7 +60,7 @@ def _evaluation_problems(repository: Repository) -> Iterator[Finding]:
             "error",
             file,
             line,
-            f"{key}: {problem}",
+            f"{key}: {problem} (the program refuses it, so identity and runtime checks were skipped)",
             f"fix {key.removeprefix('backend-iac:')} in {file}; `pulumi up` refuses the same value",
         )
 
