@@ -22,6 +22,10 @@ PRODUCTION_REQUIRED_SETTINGS: Final = ("APP_ENV", "AUTH_ISSUER", "AUTH_AUDIENCE"
 
 # Request bodies over 1 MiB are refused with 413.
 MAX_BODY_BYTES: Final = 1024 * 1024
+# Request headers beyond these are refused with 431: real requests (a few-KiB bearer token among them)
+# stay far below, and an unbounded header block is a cheap way to make a worker hold memory.
+MAX_HEADER_BYTES: Final = 32 * 1024
+MAX_HEADER_FIELDS: Final = 100
 
 
 class AppEnv(StrEnum):
@@ -81,6 +85,9 @@ class Settings(BaseSettings):
     app_commit_sha: str | None = None
     build_info_path: Path | None = None  # default: build_info.json beside the service package
     max_body_bytes: int = Field(default=MAX_BODY_BYTES, ge=1024)
+    # A request body still arriving after this long gets 408: a slow upload would otherwise hold its
+    # connection open for as long as the client likes (the server has no read timeout of its own).
+    request_body_timeout: float = Field(default=30.0, gt=0, le=600)
 
     @model_validator(mode="after")
     def _check_coherent(self) -> Settings:

@@ -11,10 +11,10 @@ from typing import Any
 from fastapi import FastAPI
 
 from service.auth import JwksCache, KeySource, StaticKeys, TokenVerifier
-from service.config import MAX_BODY_BYTES, Settings, get_settings
+from service.config import Settings, get_settings
 from service.db.errors import DatabaseUnavailable
 from service.db.factory import open_store
-from service.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from service.middleware import RequestContextMiddleware, RequestLimitsMiddleware
 from service.problems import install_problem_handlers
 from service.routes import health, items, version
 
@@ -94,8 +94,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(items.router)
     # Our own limiter, not FastAPI's max_body_size: that one answers some refusals in plain text,
     # and every error here is a problem document.
+    # Without settings here the limits come from the settings the lifespan reads (MAX_BODY_BYTES and
+    # REQUEST_BODY_TIMEOUT from the environment), not from constants.
     app.add_middleware(
-        BodySizeLimitMiddleware, max_body_bytes=settings.max_body_bytes if settings else MAX_BODY_BYTES
+        RequestLimitsMiddleware,
+        max_body_bytes=settings.max_body_bytes if settings else None,
+        body_timeout=settings.request_body_timeout if settings else None,
     )
     app.add_middleware(RequestContextMiddleware)
     return app

@@ -5,6 +5,7 @@ Written against ASGI directly (not BaseHTTPMiddleware) so they cost microseconds
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import re
@@ -15,7 +16,11 @@ from datetime import UTC, datetime
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service.config import MAX_BODY_BYTES, MAX_HEADER_BYTES, MAX_HEADER_FIELDS, Settings
 from service.request_context import set_request_id
+
+# The settings' default, for an app whose lifespan has not run (the settings are read there).
+_DEFAULT_BODY_TIMEOUT: float = Settings.model_fields["request_body_timeout"].default
 
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
@@ -97,44 +102,85 @@ class BodyTooLarge(HTTPException):
         super().__init__(413, f"request body exceeds {limit} bytes")
 
 
-class BodySizeLimitMiddleware:
-    """Refuses bodies over the limit: at once from Content-Length, else as the bytes arrive."""
+class BodyTooSlow(HTTPException):
+    def __init__(self, timeout: float) -> None:
+        super().__init__(408, f"request body not received within {timeout:g}s", {"Connection": "close"})
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+
+class RequestLimitsMiddleware:
+    """Refuses oversized and slow requests before the app spends anything on them.
+
+    Headers over MAX_HEADER_BYTES in all, or more than MAX_HEADER_FIELDS of them: 431. A body over the
+    limit: 413, at once from Content-Length, else as the bytes arrive. A body still arriving when the
+    body timeout runs out: 408. Limits not given here are read from the app's settings at the first
+    request: the module-level app is built before the environment is read (the lifespan reads it).
+    """
+
+    def __init__(
+        self, app: ASGIApp, *, max_body_bytes: int | None = None, body_timeout: float | None = None
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.body_timeout = body_timeout
+
+    def _resolve_limits(self, scope: Scope) -> tuple[int, float]:
+        if self.max_body_bytes is None or self.body_timeout is None:
+            settings = getattr(scope["app"].state, "settings", None) if "app" in scope else None
+            if not isinstance(settings, Settings):
+                return self.max_body_bytes or MAX_BODY_BYTES, self.body_timeout or _DEFAULT_BODY_TIMEOUT
+            self.max_body_bytes = self.max_body_bytes or settings.max_body_bytes
+            self.body_timeout = self.body_timeout or settings.request_body_timeout
+        return self.max_body_bytes, self.body_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        for name, value in scope["headers"]:
+        max_body_bytes, body_timeout = self._resolve_limits(scope)
+        headers = scope["headers"]
+        header_bytes = 0
+        declared = 0
+        for name, value in headers:
+            header_bytes += len(name) + len(value)
             if name == b"content-length":
                 try:
                     declared = int(value)
                 except ValueError:
                     declared = 0
-                if declared > self.max_body_bytes:
-                    await self._refuse(scope, receive, send)
-                    return
+        if header_bytes > MAX_HEADER_BYTES or len(headers) > MAX_HEADER_FIELDS:
+            detail = f"request headers exceed {MAX_HEADER_BYTES} bytes or {MAX_HEADER_FIELDS} fields"
+            await self._refuse(431, detail, scope, receive, send)
+            return
+        if declared > max_body_bytes:
+            await self._refuse(413, f"request body exceeds {max_body_bytes} bytes", scope, receive, send)
+            return
         received = 0
+        complete = False
+        deadline = asyncio.get_running_loop().time() + body_timeout
 
         async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, complete
+            if complete:  # the body is in: what follows is waiting for a disconnect, not an upload
+                return await receive()
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                raise BodyTooSlow(body_timeout) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
-                    raise BodyTooLarge(self.max_body_bytes)
+                if received > max_body_bytes:
+                    raise BodyTooLarge(max_body_bytes)
+                complete = not message.get("more_body", False)
+            else:
+                complete = True
             return message
 
         await self.app(scope, limited_receive, send)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _refuse(self, status: int, detail: str, scope: Scope, receive: Receive, send: Send) -> None:
         from service.problems import problem
 
-        response = problem(
-            413, detail=f"request body exceeds {self.max_body_bytes} bytes", instance=scope["path"]
-        )
+        response = problem(status, detail=detail, instance=scope["path"])
         response.headers["Connection"] = "close"
         await response(scope, receive, send)

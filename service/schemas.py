@@ -9,8 +9,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from service.db.records import Item
 
-Name = Annotated[str, Field(min_length=1, max_length=200, description="1 to 200 characters")]
-Description = Annotated[str, Field(max_length=2000, description="at most 2000 characters")]
+# No NUL characters: PostgreSQL text cannot hold one (psycopg refuses it, which was a 500), and SQLite would
+# store it, so the two backends would disagree. The pattern also puts the rule in the OpenAPI document.
+_NO_NUL = r"^[^\x00]*$"
+Name = Annotated[
+    str, Field(min_length=1, max_length=200, pattern=_NO_NUL, description="1 to 200 characters, no NUL")
+]
+Description = Annotated[
+    str, Field(max_length=2000, pattern=_NO_NUL, description="at most 2000 characters, no NUL")
+]
 
 
 class ItemCreate(BaseModel):

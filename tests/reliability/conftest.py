@@ -42,3 +42,12 @@ def start_service(issuer: LocalIssuer, tmp_path: Path) -> Iterator[ServiceFactor
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def worker_pids(service: ServiceProcess) -> set[int]:
+    """The gunicorn master's live worker processes (a changed set means a worker was replaced)."""
+    assert service.process is not None
+    assert service.process.poll() is None, "the gunicorn master is gone"
+    pid = service.process.pid
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return {int(child) for child in children}

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 
 def report(suite: str, **values: object) -> str:
-    """Print (and return) one FIGURES line; floats get three decimals."""
-    parts = [
-        f"{key}={value:.3f}" if isinstance(value, float) else f"{key}={value}"
-        for key, value in values.items()
-    ]
-    line = f"FIGURES {suite}: {' '.join(parts)}"
+    """Print (and return) one FIGURES line; floats get three decimals, mappings become `k:v,k:v`."""
+    line = f"FIGURES {suite}: {' '.join(f'{key}={_format(value)}' for key, value in values.items())}"
     print(line, flush=True)
     return line
 
@@ -23,3 +19,11 @@ def percentile(samples: Sequence[float], fraction: float) -> float:
     ordered = sorted(samples)
     rank = max(0, min(len(ordered) - 1, round(fraction * len(ordered) + 0.5) - 1))
     return ordered[rank]
+
+
+def _format(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    if isinstance(value, Mapping):
+        return ",".join(f"{key}:{_format(item)}" for key, item in value.items()) or "none"
+    return str(value)
