@@ -1,0 +1,159 @@
+"""Database outage: PostgreSQL stops hard mid-load and returns; the service degrades to fast 503s, recovers by
+itself, and loses no acknowledged write."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from tests.reliability.conftest import ServiceFactory, bearer, worker_pids
+from tests.reliability.figures import report
+from tests.support.issuer import LocalIssuer
+from tests.support.postgres import PostgresServer
+
+pytestmark = [pytest.mark.reliability, pytest.mark.postgres]
+
+OUTAGE_SECONDS = 5.0
+WRITERS = 2
+SLOWEST_ALLOWED_SECONDS = 5.0
+READY_WITHIN_SECONDS = 10.0
+
+
+@dataclass
+class Outcome:
+    started: float
+    elapsed: float
+    status: int  # 0: no HTTP response (connection error or client timeout)
+    kind: str = ""
+    item_id: str | None = None
+
+
+@dataclass
+class Timeline:
+    writes: list[Outcome] = field(default_factory=list)
+    healthz: list[tuple[float, int]] = field(default_factory=list)
+    readyz: list[tuple[float, int]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _write_until(
+    stop: threading.Event, url: str, headers: dict[str, str], timeline: Timeline, n: int
+) -> None:
+    with httpx.Client(base_url=url, headers=headers, timeout=SLOWEST_ALLOWED_SECONDS + 5) as client:
+        for sequence in range(100_000):  # bounded; the test sets `stop` long before
+            if stop.is_set():
+                return
+            started = time.monotonic()
+            try:
+                response = client.post("/api/v1/items", json={"name": f"writer {n} #{sequence}"})
+            except httpx.HTTPError as error:
+                outcome = Outcome(started, time.monotonic() - started, 0, type(error).__name__)
+            else:
+                outcome = Outcome(started, time.monotonic() - started, response.status_code)
+                if response.status_code == 201:
+                    outcome.item_id = response.json()["id"]
+                elif response.status_code == 503:
+                    body = response.json()
+                    outcome.kind = body.get("dependency", "?")
+                    assert response.headers["content-type"].startswith("application/problem+json")
+            with timeline.lock:
+                timeline.writes.append(outcome)
+            if outcome.status != 201:
+                time.sleep(0.05)  # a client backing off a little, as a real one would
+
+
+def _probe_until(stop: threading.Event, url: str, timeline: Timeline) -> None:
+    with httpx.Client(base_url=url, timeout=SLOWEST_ALLOWED_SECONDS + 5) as client:
+        for _ in range(10_000):
+            if stop.is_set():
+                return
+            for path, samples in (("/healthz", timeline.healthz), ("/readyz", timeline.readyz)):
+                try:
+                    status = client.get(path).status_code
+                except httpx.HTTPError:
+                    status = 0
+                samples.append((time.monotonic(), status))
+            time.sleep(0.1)
+
+
+def test_database_outage_degrades_to_503_and_loses_no_acknowledged_write(
+    start_service: ServiceFactory, postgres_server: PostgresServer, postgres_url: str, issuer: LocalIssuer
+) -> None:
+    """Healthz stays 200, items answer 503 fast during the outage, readyz recovers within 10 s, no 201 is lost."""
+    service = start_service(DATABASE_URL=postgres_url)
+    headers = bearer(issuer.mint(subject="outage-writer"))
+    assert httpx.get(f"{service.url}/readyz").status_code == 200
+    workers_before = worker_pids(service)
+
+    timeline = Timeline()
+    stop = threading.Event()
+    threads = [
+        threading.Thread(target=_write_until, args=(stop, service.url, headers, timeline, n), daemon=True)
+        for n in range(WRITERS)
+    ]
+    threads.append(threading.Thread(target=_probe_until, args=(stop, service.url, timeline), daemon=True))
+    for thread in threads:
+        thread.start()
+    try:
+        time.sleep(2.0)
+        down_at = time.monotonic()
+        postgres_server.stop("immediate")
+        stopped_at = time.monotonic()
+        time.sleep(OUTAGE_SECONDS)
+        postgres_server.start()
+        back_at = time.monotonic()
+        deadline = back_at + READY_WITHIN_SECONDS + 5
+        while time.monotonic() < deadline:
+            if any(t > back_at and status == 200 for t, status in list(timeline.readyz)):
+                break
+            time.sleep(0.1)
+        time.sleep(2.0)  # writes after recovery, on the same processes
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=20)
+        if not postgres_server.is_running():
+            postgres_server.start()
+
+    database = urlsplit(postgres_url).path.lstrip("/")
+    stored = set(postgres_server.psql("SELECT id FROM items", database=database).split())
+    acknowledged = {w.item_id for w in timeline.writes if w.item_id}
+    statuses = Counter(w.status for w in timeline.writes)
+    during = [w for w in timeline.writes if stopped_at <= w.started < back_at]
+    after = [w for w in timeline.writes if w.started >= back_at and w.status == 201]
+    ready_again = min((t for t, status in timeline.readyz if t > back_at and status == 200), default=None)
+    recovery_s = (min(w.started + w.elapsed for w in after) - back_at) if after else float("inf")
+    slowest = max(w.elapsed for w in timeline.writes)
+    report(
+        "outage",
+        sent=len(timeline.writes),
+        by_status=dict(statuses),
+        errors=dict(Counter(w.kind for w in timeline.writes if w.status != 201)),
+        acknowledged=len(acknowledged),
+        stored=len(stored),
+        lost=len(acknowledged - stored),
+        outage_s=back_at - down_at,
+        ready_after_s=(ready_again - back_at) if ready_again else -1.0,
+        recovery_s=recovery_s,
+        slowest_s=slowest,
+        p_healthz_ok=f"{sum(s == 200 for _, s in timeline.healthz)}/{len(timeline.healthz)}",
+    )
+
+    assert acknowledged - stored == set(), "acknowledged writes lost"
+    assert set(statuses) <= {201, 503}, statuses
+    assert slowest < SLOWEST_ALLOWED_SECONDS, slowest
+    assert during, "no write was attempted while the database was down"
+    late = [w.status for w in during if w.started > stopped_at + 0.5]  # past the in-flight ones
+    assert set(late) == {503}, Counter(late)
+    assert all(status == 200 for _, status in timeline.healthz), Counter(s for _, s in timeline.healthz)
+    assert any(stopped_at < t < back_at and status == 503 for t, status in timeline.readyz)
+    assert ready_again is not None, "readyz never 200 after the database returned"
+    assert ready_again - back_at < READY_WITHIN_SECONDS
+    assert after, "no write succeeded after the database returned"
+    assert worker_pids(service) == workers_before, "the service restarted a worker to recover"
