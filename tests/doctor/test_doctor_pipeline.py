@@ -192,3 +192,55 @@ def test_no_workflows_at_all(tree: Tree) -> None:
     findings = tree.findings()
     assert ("workflows-missing", "pipeline", "warning") in {(f.code, f.layer, f.severity) for f in findings}
     assert [f for f in findings if f.severity == "error"] == []
+
+
+def test_pulumi_action_destroy_is_a_destroy_too(tree: Tree) -> None:
+    """pulumi/actions with `command: destroy` in a pushed workflow is an automatic destroy."""
+    tree.workflow(
+        "teardown.yml",
+        f"""\
+name: teardown
+on:
+  push:
+    branches: [main]
+permissions: {{}}
+jobs:
+  teardown:
+    runs-on: ubuntu-24.04
+    permissions:
+      contents: read
+    steps:
+      - uses: pulumi/actions@{SHA}
+        with:
+          command: destroy
+          stack-name: dev
+""",
+    )
+    findings = tree.findings()
+    assert {(f.code, f.file) for f in findings} == {
+        ("destroy-not-manual", ".github/workflows/teardown.yml"),
+        ("destroy-unconfirmed", ".github/workflows/teardown.yml"),
+    }
+
+
+def test_az_login_with_a_federated_token_needs_id_token(tree: Tree) -> None:
+    """`az login --federated-token` is a sign-in: its job needs id-token: write."""
+    tree.workflow(
+        "cli.yml",
+        """\
+name: cli
+on:
+  push:
+    branches: [main]
+permissions: {}
+jobs:
+  cli:
+    runs-on: ubuntu-24.04
+    permissions:
+      contents: read
+    steps:
+      - run: az login --service-principal -u "$ID" -t "$TENANT" --federated-token "$TOKEN"
+""",
+    )
+    finding = only(tree.findings())
+    assert (finding.code, finding.file) == ("id-token-missing", ".github/workflows/cli.yml")

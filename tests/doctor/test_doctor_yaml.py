@@ -156,3 +156,37 @@ def test_ref_condition_narrows_an_unfiltered_push() -> None:
         REPO, {"push": None}, environment=None, conditions=["github.ref == 'refs/heads/main'"]
     )
     assert [p.subject for p in presented] == [f"repo:{REPO}:ref:refs/heads/main"]
+
+
+def test_disjunction_in_a_condition_does_not_narrow() -> None:
+    """An `||` condition may let either side through: every trigger stays in play."""
+    presented = presented_subjects(
+        REPO,
+        {"push": {"branches": ["main"]}, "pull_request": None},
+        environment=None,
+        conditions=["github.event_name == 'push' || github.event_name == 'pull_request'"],
+    )
+    assert {p.subject for p in presented} == {f"repo:{REPO}:ref:refs/heads/main", f"repo:{REPO}:pull_request"}
+
+
+def test_step_condition_narrows_one_sign_in(tree: Tree) -> None:
+    """A sign-in step guarded by `if: github.event_name == 'push'` presents only the push subject."""
+    tree.replace(
+        ".github/workflows/ci.yml",
+        "    if: github.event_name == 'pull_request' && github.event.pull_request.head.repo.full_name == github.repository\n",
+        "",
+    )
+    tree.replace(
+        ".github/workflows/ci.yml",
+        "      - name: Azure sign-in (preview identity)\n",
+        "      - name: Azure sign-in (preview identity)\n        if: github.event_name == 'pull_request'\n",
+    )
+    # The pulumi step still runs on push with the preview client id: main's credential is on the deploy identity.
+    finding = only(tree.findings())
+    assert finding.code == "oidc-subject-wrong-identity"
+    assert (
+        tree.read(".github/workflows/ci.yml")
+        .splitlines()[finding.line - 1]
+        .strip()
+        .startswith("ARM_CLIENT_ID")
+    )

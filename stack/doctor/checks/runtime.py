@@ -320,18 +320,28 @@ def required_settings(root: Path) -> tuple[str, ...]:
     return tuple(PRODUCTION_REQUIRED_SETTINGS)
 
 
+def _app_settings_definition(root: Path) -> tuple[str, int | None]:
+    """Where the program builds the web app's settings: the line that sets APP_ENV in stack/program.py."""
+    try:
+        lines = (root / "stack" / "program.py").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return "stack/program.py", None
+    found = next((number for number, text in enumerate(lines, 1) if '"APP_ENV"' in text), None)
+    return "stack/program.py", found
+
+
 def _production_settings(repository: Repository) -> Iterator[Finding]:
     if repository.web_app is None:
         return
     settings = repository.app_settings
-    where = "stack/program.py"  # app settings are built by the program (app_settings)
+    where, line = _app_settings_definition(repository.root)
     for name in required_settings(repository.root):
         if not settings.get(name, "").strip():
             yield _finding(
                 "production-setting-missing",
                 "error",
                 where,
-                None,
+                line,
                 f"the service requires {name} in production, and the stack does not set it on the web app: "
                 "start-up is refused with 'invalid configuration'",
                 f"set {name} in the web app's app settings (stack/program.py app_settings)",
@@ -341,7 +351,7 @@ def _production_settings(repository: Repository) -> Iterator[Finding]:
             "production-setting-missing",
             "error",
             where,
-            None,
+            line,
             f"the stack sets APP_ENV={settings['APP_ENV']!r} on the web app: the deployed service would trust "
             "development tokens or skip production checks",
             "set APP_ENV=production in the web app's app settings",
