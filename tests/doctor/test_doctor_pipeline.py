@@ -244,3 +244,18 @@ jobs:
     )
     finding = only(tree.findings())
     assert (finding.code, finding.file) == ("id-token-missing", ".github/workflows/cli.yml")
+
+
+def test_each_missing_login_input_is_reported(tree: Tree) -> None:
+    """Two ids missing from one step: two findings, one per id."""
+    tree.replace(
+        DEPLOY,
+        "          tenant-id: ${{ vars.AZURE_TENANT_ID }}\n          subscription-id: ${{ vars.AZURE_SUBSCRIPTION_ID }}\n      - name: Zip deploy",
+        "      - name: Zip deploy",
+    )
+    findings = tree.findings()
+    assert sorted(f.message.split(" has no ")[1].split(":")[0] for f in findings) == [
+        "subscription-id",
+        "tenant-id",
+    ]
+    assert {f.code for f in findings} == {"login-input-missing"}

@@ -373,11 +373,12 @@ def _destroy_findings(workflow: Workflow) -> Iterator[Finding]:
 
 def check(repository: Repository) -> list[Finding]:
     findings: list[Finding] = []
-    seen: set[tuple[str, int | None, str]] = set()
+    seen: set[Finding] = set()
 
     def add(finding: Finding | None) -> None:
-        if finding is not None and (finding.file, finding.line, finding.code) not in seen:
-            seen.add((finding.file, finding.line, finding.code))
+        # A job reached through several callers, or a step seen once per run, reports once.
+        if finding is not None and finding not in seen:
+            seen.add(finding)
             findings.append(finding)
 
     for run in job_runs(repository.workflows):
