@@ -27,7 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="backend-iac", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    plan = commands.add_parser("plan", help="evaluate the stack offline under Pulumi's mocks: resources, policy, cost")
+    plan = commands.add_parser(
+        "plan", help="evaluate the stack offline under Pulumi's mocks: resources, policy, cost"
+    )
     plan.add_argument("--stack", default="dev", help="stack name: reads Pulumi.<stack>.yaml (default: dev)")
     plan.add_argument("--format", choices=("text", "json"), default="text")
     plan.add_argument("--root", default=None, help="repository root (default: this checkout)")
@@ -61,7 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     module_name, function_name = COMMANDS[args.command].split(":")
-    command = cast(Callable[[argparse.Namespace], int], getattr(importlib.import_module(module_name), function_name))
+    command = cast(
+        Callable[[argparse.Namespace], int], getattr(importlib.import_module(module_name), function_name)
+    )
     try:
         return command(args)
     except BrokenPipeError:
