@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from stack.doctor.documents import MarkedDict, load_mapping, load_toml
-from stack.doctor.workflows import Workflow, read_workflows
+from stack.doctor.workflows import DEFAULT_BRANCH, Workflow, read_workflows
 from stack.evaluate import DeclaredResource, Evaluation
 
 PROJECT_FILE: Final = "Pulumi.yaml"
@@ -46,6 +46,7 @@ class Repository:
     # Why the program could not be evaluated: qualified config key (or "") -> problem.
     evaluation_problems: dict[str, str] = field(default_factory=dict)
     origin: str | None = None  # "owner/name" of a GitHub `origin` remote, when there is one
+    default_branch: str = DEFAULT_BRANCH  # origin's HEAD when the checkout knows it
 
     @property
     def stack_file_name(self) -> str:
@@ -135,6 +136,19 @@ def github_origin(root: Path) -> str | None:
     return None
 
 
+def origin_default_branch(root: Path) -> str:
+    """The branch origin's HEAD points at (`git clone` records it), else `main`."""
+    git_dir = _git_dir(root)
+    try:
+        text = (
+            (git_dir / "refs" / "remotes" / "origin" / "HEAD").read_text(encoding="utf-8") if git_dir else ""
+        )
+    except OSError:
+        text = ""
+    prefix = "ref: refs/remotes/origin/"
+    return text.strip().removeprefix(prefix) if text.startswith(prefix) else DEFAULT_BRANCH
+
+
 def load_repository(root: Path, stack: str) -> Repository:
     """Read every input; DoctorInputError (exit 2) when a file is missing or malformed."""
     from stack.config import StackConfigError
@@ -168,4 +182,5 @@ def load_repository(root: Path, stack: str) -> Repository:
         evaluation=evaluation,
         evaluation_problems=problems,
         origin=github_origin(root),
+        default_branch=origin_default_branch(root),
     )

@@ -189,3 +189,14 @@ def test_remote_matching_config_is_fine(tree: Tree) -> None:
         ["git", "-C", str(tree.root), "remote", "set-url", "origin", "https://gitlab.com/x/y.git"], check=True
     )
     assert tree.findings() == []
+
+
+def test_dispatch_uses_origins_default_branch_when_known(tree: Tree) -> None:
+    """With origin's HEAD on `trunk`, a dispatch is checked as trunk, not main."""
+    _origin(tree, "https://github.com/example-org/backend-iac.git")
+    head = tree.root / ".git/refs/remotes/origin/HEAD"
+    head.parent.mkdir(parents=True, exist_ok=True)
+    head.write_text("ref: refs/remotes/origin/trunk\n", encoding="utf-8")
+    findings = of(tree.findings(), "oidc-subject-unmatched")
+    assert findings
+    assert all("refs/heads/trunk" in f.message and "default branch `trunk`" in f.message for f in findings)

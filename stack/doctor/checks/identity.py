@@ -40,6 +40,7 @@ class _SignIn:
 
 
 def _sign_ins(repository: Repository, name: str) -> Iterator[_SignIn]:
+    """Every Azure sign-in, once per trigger context it runs in, with the subjects it presents."""
     for run in job_runs(repository.workflows):
         environment = run.job.environment
         for step in run.job.steps:
@@ -55,6 +56,7 @@ def _sign_ins(repository: Repository, name: str) -> Iterator[_SignIn]:
                     run.triggers,
                     environment=environment if environment and "${{" not in environment else None,
                     conditions=conditions,
+                    default_branch=repository.default_branch,
                 ),
             )
 
