@@ -31,6 +31,8 @@ class Credential:
     subject: str
     resource_name: str  # the Pulumi logical name, e.g. github-deploy-branch-main
     identity: str  # the user-assigned identity's name, e.g. github-deploy
+    issuer: str = ""
+    audiences: tuple[str, ...] = ()
 
 
 @dataclass
@@ -79,6 +81,8 @@ class Repository:
                 subject=str(resource.inputs.get("subject")),
                 resource_name=resource.name,
                 identity=str(resource.inputs.get("resourceName") or ""),
+                issuer=str(resource.inputs.get("issuer") or ""),
+                audiences=tuple(str(a) for a in resource.inputs.get("audiences") or ()),
             )
             for resource in self.resources(FEDERATED_CREDENTIAL)
         ]

@@ -200,3 +200,39 @@ def test_dispatch_uses_origins_default_branch_when_known(tree: Tree) -> None:
     findings = of(tree.findings(), "oidc-subject-unmatched")
     assert findings
     assert all("refs/heads/trunk" in f.message and "default branch `trunk`" in f.message for f in findings)
+
+
+def test_login_asking_for_another_audience(tree: Tree) -> None:
+    """azure/login's `audience` input other than api://AzureADTokenExchange is AADSTS700212."""
+    tree.replace(
+        ".github/workflows/ci.yml",
+        "          subscription-id: ${{ vars.AZURE_SUBSCRIPTION_ID }}\n      - uses: pulumi",
+        "          subscription-id: ${{ vars.AZURE_SUBSCRIPTION_ID }}\n          audience: api://custom\n      - uses: pulumi",
+    )
+    finding = only(tree.findings())
+    assert (finding.code, finding.layer, finding.severity) == ("oidc-login-audience", "identity", "error")
+    assert (
+        finding.line
+        == tree.read(".github/workflows/ci.yml").splitlines().index("          audience: api://custom") + 1
+    )
+
+
+def test_credential_with_another_issuer(tree: Tree, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A credential trusting an issuer with a trailing slash is AADSTS700211 for every sign-in."""
+    import stack.components.github_oidc as component
+
+    monkeypatch.setattr(component, "GITHUB_ISSUER", "https://token.actions.githubusercontent.com/")
+    findings = of(tree.findings(), "oidc-credential-issuer")
+    assert len(findings) == 2  # main and pull_request
+    assert {(f.layer, f.severity) for f in findings} == {("identity", "error")}
+    assert all("AADSTS700211" in f.message for f in findings)
+
+
+def test_credential_with_another_audience(tree: Tree, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A credential accepting another audience is AADSTS700212 for every sign-in."""
+    import stack.components.github_oidc as component
+
+    monkeypatch.setattr(component, "TOKEN_EXCHANGE_AUDIENCE", "api://other")
+    findings = of(tree.findings(), "oidc-credential-audience")
+    assert len(findings) == 2
+    assert all("AADSTS700212" in f.message for f in findings)

@@ -12,12 +12,14 @@ from stack.doctor.workflows import (
     JobRun,
     Login,
     PresentedSubject,
+    as_text,
     effective_env,
     glob_regex,
     job_runs,
     login_of,
     presented_subjects,
 )
+from stack.github_subjects import GITHUB_ISSUER, TOKEN_EXCHANGE_AUDIENCE
 
 _VARIABLE = re.compile(r"\bvars\.([A-Za-z0-9_]+)")
 _ENV_REFERENCE = re.compile(r"^\$\{\{\s*env\.([A-Za-z0-9_]+)\s*\}\}$")
@@ -120,6 +122,20 @@ def check(repository: Repository) -> list[Finding]:
     for sign_in in _sign_ins(repository, name):
         login, run = sign_in.login, sign_in.run
         where = run.workflow.path
+        audience = as_text(login.step.inputs.get("audience")) if login.kind == "azure/login" else None
+        if audience is not None and audience != TOKEN_EXCHANGE_AUDIENCE:
+            report(
+                (where, str(login.line), "audience"),
+                _finding(
+                    "oidc-login-audience",
+                    "error",
+                    where,
+                    login.step.inputs.line_of("audience"),
+                    f"{sign_in.who} asks GitHub for a token with audience {audience!r}; the stack's "
+                    f"credentials accept {TOKEN_EXCHANGE_AUDIENCE!r}: Entra fails with AADSTS700212",
+                    "remove azure/login's `audience` input (its default is api://AzureADTokenExchange)",
+                ),
+            )
         environment = run.job.environment
         if environment and "${{" in environment:
             report(
@@ -233,9 +249,37 @@ def check(repository: Repository) -> list[Finding]:
                 ),
             )
 
+    findings.extend(_issuer_and_audience(repository, credentials))
     findings.extend(_unused(repository, credentials, used))
     findings.extend(_remote(repository, name))
     return findings
+
+
+def _issuer_and_audience(repository: Repository, credentials: list[Credential]) -> Iterator[Finding]:
+    """Every credential must trust GitHub's issuer and the token-exchange audience, exactly."""
+    where = "stack/components/github_oidc.py"
+    for credential in credentials:
+        if credential.issuer != GITHUB_ISSUER:
+            yield _finding(
+                "oidc-credential-issuer",
+                "error",
+                where,
+                None,
+                f"the federated credential {credential.resource_name} trusts issuer {credential.issuer!r}, "
+                f"not GitHub's {GITHUB_ISSUER!r} (no trailing slash): every sign-in fails with AADSTS700211",
+                f"set the credential's issuer to {GITHUB_ISSUER}",
+            )
+        if TOKEN_EXCHANGE_AUDIENCE not in credential.audiences:
+            yield _finding(
+                "oidc-credential-audience",
+                "error",
+                where,
+                None,
+                f"the federated credential {credential.resource_name} accepts audiences "
+                f"{list(credential.audiences)}, not {TOKEN_EXCHANGE_AUDIENCE!r}, the audience azure/login and "
+                "the Azure provider request: every sign-in fails with AADSTS700212",
+                f"set the credential's audiences to [{TOKEN_EXCHANGE_AUDIENCE!r}]",
+            )
 
 
 def _unused(repository: Repository, credentials: list[Credential], used: set[str]) -> Iterator[Finding]:
