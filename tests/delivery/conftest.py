@@ -3,6 +3,7 @@ repository, its own requirements installed into a fresh virtual environment."""
 
 from __future__ import annotations
 
+import glob
 import os
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from tests.support.service_process import ServiceProcess
 class Deployment:
     """An unpacked artifact and the virtual environment built from its own requirements.txt."""
 
+    interpreter: str  # the Python the venv was built on
     zip_path: Path
     commit: str
     site: Path  # what App Service calls /home/site/wwwroot
@@ -32,8 +34,38 @@ class Deployment:
     install_seconds: float
 
 
+def find_python(version: str) -> str | None:
+    """An interpreter of this minor version on the machine (pyenv's, the system's), or None."""
+    candidates = [
+        *sorted(glob.glob(f"{Path.home()}/.pyenv/versions/{version}.*/bin/python{version}"), reverse=True),
+        f"/usr/bin/python{version}",
+        f"/usr/local/bin/python{version}",
+    ]
+    for candidate in candidates:
+        if not Path(candidate).exists():
+            continue
+        probe = subprocess.run(
+            [candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+        if probe.returncode == 0 and probe.stdout.strip() == version:
+            return candidate
+    return None
+
+
+@pytest.fixture(scope="session", params=["this-python", "3.12"])
+def interpreter(request: pytest.FixtureRequest) -> str:
+    """The Python the artifact's venv is built on: the suite's own, and App Service's 3.12."""
+    if request.param == "this-python":
+        return sys.executable
+    found = find_python(request.param)
+    if found is None:
+        pytest.skip(f"Python {request.param} (App Service's runtime) is not installed on this machine")
+    return found
+
+
 @pytest.fixture(scope="session")
-def deployment(tmp_path_factory: pytest.TempPathFactory) -> Deployment:
+def deployment(tmp_path_factory: pytest.TempPathFactory, interpreter: str) -> Deployment:
     """Package the current commit, unzip it into a fresh directory, install its requirements fresh."""
     commit = head_commit()  # read once: other commits may land while the suite runs
     work = tmp_path_factory.mktemp("artifact")
@@ -50,9 +82,10 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Deployment:
         archive.extractall(site)
 
     started = time.monotonic()
-    venv = install_fresh_venv(site, work / "antenv")
+    venv = install_fresh_venv(site, work / "antenv", interpreter)
     install_seconds = time.monotonic() - started
     return Deployment(
+        interpreter=interpreter,
         zip_path=zip_path,
         commit=commit,
         site=site,
@@ -62,13 +95,13 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Deployment:
     )
 
 
-def install_fresh_venv(site: Path, venv: Path) -> Path:
+def install_fresh_venv(site: Path, venv: Path, interpreter: str) -> Path:
     """A new virtualenv holding exactly the artifact's requirements.txt, as Oryx builds it on deploy."""
     uv_env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
     uv_env.pop("VIRTUAL_ENV", None)
     uv = uv_executable()
     subprocess.run(
-        [uv, "venv", "--quiet", "--python", sys.executable, str(venv)], env=uv_env, check=True, timeout=60
+        [uv, "venv", "--quiet", "--python", interpreter, str(venv)], env=uv_env, check=True, timeout=60
     )
     # --require-hashes: what pip does on App Service for a file whose lines carry hashes.
     subprocess.run(

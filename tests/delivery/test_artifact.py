@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -36,6 +37,11 @@ def test_artifact_runs_the_exact_startup_command_outside_the_repository(
     assert not deployment.site.resolve().is_relative_to(REPO_ROOT)
     version = httpx.get(f"{artifact_service.url}/version", timeout=5).json()
     assert version["commit"] == deployment.commit, version
+    python = subprocess.run(
+        [deployment.interpreter, "-c", "import platform; print(platform.python_version())"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    assert version["python"] == python, (version, deployment.interpreter)
 
 
 def test_verify_passes_against_the_artifact(artifact_service: ServiceProcess, deployment: Deployment) -> None:
@@ -99,7 +105,7 @@ def test_a_missing_runtime_dependency_fails_here_before_azure(
     shutil.copytree(deployment.site, site)
     requirements = site / "requirements.txt"
     requirements.write_text(without_requirement(requirements.read_text(), "uvicorn-worker"))
-    venv = install_fresh_venv(site, tmp_path / "antenv")
+    venv = install_fresh_venv(site, tmp_path / "antenv", deployment.interpreter)
     env = app_service_environment(issuer, tmp_path, venv / "bin")
     service = ServiceProcess(env=env, cwd=site, python_bin=venv / "bin", workers=1)
     with pytest.raises(RuntimeError, match="exited"):
