@@ -163,6 +163,8 @@ ERRORS: Final[Mapping[str, EntraError]] = {
                 "The credentials were never created (the first `pulumi up` stopped half-way) or were "
                 "deleted by hand.",
                 "The client id names the web app's own identity (app-identity), not a CI identity.",
+                "The credentials were created moments ago: Entra takes a minute or two to propagate new "
+                "federated credentials, so a run started right after `pulumi up` can fail once.",
             ),
             (
                 "`pulumi up` completed for this stack; the credentials this stack declares:\n{subjects}",
