@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
+import pytest
+
 from stack.doctor.command import diagnose
 from tests.doctor.conftest import REPO, Tree
 
@@ -16,3 +22,18 @@ def test_real_repository_has_no_error_findings() -> None:
     """The repository as committed: no error-level finding (warnings are allowed and listed)."""
     errors = [f for f in diagnose(REPO, "dev") if f.severity == "error"]
     assert errors == [], "\n".join(f"{f.code} {f.file}:{f.line} {f.message}" for f in errors)
+
+
+@pytest.mark.slow
+def test_console_script_on_the_real_repository() -> None:
+    """`backend-iac doctor --format json` as CI runs it: exit 0 and a findings document."""
+    result = subprocess.run(
+        [sys.executable, "-m", "backend_iac.cli", "doctor", "--format", "json"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "findings" in json.loads(result.stdout)
