@@ -18,10 +18,14 @@ help:
 	@echo "make bench   benchmark the service against a bare FastAPI app (wrk on loopback)"
 	@echo "make plan    print the dev stack's resources, policy verdict and cost, offline"
 
+# uv from PyPI: into the user's site, or (a Debian Python that refuses user installs, PEP 668) into a
+# private virtualenv under .tools/. Either way $(UV) ends up pointing at it.
 $(UV):
-	@command -v python3 >/dev/null || { echo "python3 is required" >&2; exit 1; }
-	python3 -m pip install --user --quiet uv || python3 -m pip install --quiet uv
-	@test -x $(UV) || ln -sf "$$(command -v uv)" $(UV) 2>/dev/null || true
+	@command -v python3 >/dev/null || { echo "python3 (3.11 or newer) is required" >&2; exit 1; }
+	@mkdir -p $(dir $(UV))
+	python3 -m pip install --user --quiet uv 2>/dev/null \
+	  || { python3 -m venv .tools && .tools/bin/pip install --quiet uv && ln -sf "$(CURDIR)/.tools/bin/uv" $(UV); }
+	@test -x $(UV) || ln -sf "$$(command -v uv)" $(UV)
 
 bootstrap: $(UV)
 	$(UV) sync --locked
