@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 from collections.abc import Mapping
@@ -32,6 +33,7 @@ class SqliteStore(Store):
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
+        self._write_lock = asyncio.Lock()
 
     def _connect(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -60,7 +62,12 @@ class SqliteStore(Store):
         return self._run(sql, params)
 
     async def _write(self, sql: str, params: Mapping[str, object]) -> list[Row]:
-        return await to_thread.run_sync(self._run, sql, params)
+        # One write at a time per process, queued in arrival order. SQLite admits one writer anyway, and
+        # its busy handler is not fair: with dozens of threads polling for the lock, one could starve past
+        # busy_timeout and turn a healthy database into 503s under load. Queued here, at most one writer
+        # per worker process contends for the file lock.
+        async with self._write_lock:
+            return await to_thread.run_sync(self._run, sql, params)
 
     def _encode_time(self, value: datetime) -> object:
         return value.astimezone(UTC).isoformat(timespec="microseconds")
