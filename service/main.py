@@ -6,7 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 from fastapi import FastAPI
 
@@ -15,8 +15,9 @@ from service.config import Settings, get_settings
 from service.db.errors import DatabaseUnavailable
 from service.db.factory import open_store
 from service.middleware import RequestContextMiddleware, RequestLimitsMiddleware
-from service.problems import install_problem_handlers
+from service.problems import PROBLEM_JSON, install_problem_handlers
 from service.routes import health, items, version
+from service.schemas import Problem
 
 logger = logging.getLogger("backend_iac")
 
@@ -35,7 +36,8 @@ def _key_source(settings: Settings) -> KeySource:
 
 
 def _document_bearer_auth(app: FastAPI) -> None:
-    """Declare the bearer scheme in the OpenAPI document (routes read the header themselves, for speed)."""
+    """Declare the bearer scheme in the OpenAPI document (routes read the header themselves, for speed),
+    and document every error response as what it is: a problem document."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -43,9 +45,38 @@ def _document_bearer_auth(app: FastAPI) -> None:
             schema = generate()
             schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
             schemes["bearerAuth"] = {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+            _document_problems(schema)
         return app.openapi_schema or {}
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+# Refusals any operation may answer before it runs (service.middleware), and those of one with a body.
+_ANY_OPERATION_ERRORS: Final = {431: "request headers too large or too many"}
+_BODY_ERRORS: Final = {
+    400: "the body could not be parsed (not UTF-8, nested too deeply)",
+    408: "the body did not arrive within the request body timeout",
+    413: "the body is larger than the limit",
+}
+
+
+def _document_problems(schema: dict[str, Any]) -> None:
+    """Every non-2xx response is `application/problem+json` with the Problem schema (FastAPI would say
+    application/json, and for 422 a shape this API never sends); the limit refusals are listed too."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    for name in ("HTTPValidationError", "ValidationError"):
+        components.pop(name, None)
+    content = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            extra = {**_ANY_OPERATION_ERRORS, **(_BODY_ERRORS if "requestBody" in operation else {})}
+            for status, description in extra.items():
+                responses.setdefault(str(status), {"description": description})
+            for status, response in responses.items():
+                if not status.startswith(("1", "2", "3")):
+                    response["content"] = content
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

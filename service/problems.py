@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from service.auth import AuthError
 from service.db.errors import DatabaseUnavailable
@@ -74,10 +75,30 @@ async def _validation_error(request: Request, error: Exception) -> JSONResponse:
     )
 
 
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path (the router's own 405 names only the first route's).
+
+    Asks the routes themselves, method by method: only ever run for a 405.
+    """
+    routes = request.app.router.routes
+    allowed = [
+        method
+        for method in _METHODS
+        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes)
+    ]
+    return ", ".join(allowed)
+
+
 async def _http_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, StarletteHTTPException)  # noqa: S101 - registered for this type only
     detail = error.detail if isinstance(error.detail, str) else None
-    return problem(error.status_code, detail=detail, instance=request.url.path, headers=error.headers)
+    headers = error.headers
+    if error.status_code == 405:
+        headers = {**(headers or {}), "Allow": _allowed_methods(request)}
+    return problem(error.status_code, detail=detail, instance=request.url.path, headers=headers)
 
 
 async def _auth_error(request: Request, error: Exception) -> JSONResponse:

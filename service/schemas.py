@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from service.db.records import Item
 
@@ -32,8 +33,18 @@ class ItemUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Name | None = None
+    # May be left out, never null (an item always has a name): the schema says a string, and an explicit
+    # null is refused here as a 422 naming the field.
+    name: Name | SkipJsonSchema[None] = None
     description: Description | None = None
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _name_not_null(cls, value: object) -> object:
+        if value is None:
+            msg = "may not be null"
+            raise ValueError(msg)
+        return value
 
 
 class ItemPublic(BaseModel):
@@ -75,3 +86,16 @@ class VersionInfo(BaseModel):
     commit: str
     python: str
     started_at: datetime
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document: the body of every error response (extension members vary)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    request_id: str | None = None

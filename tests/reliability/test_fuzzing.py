@@ -1,0 +1,116 @@
+"""Property fuzzing: schemathesis against the service's own OpenAPI document, with valid tokens."""
+
+from __future__ import annotations
+
+import random
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from service.config import Settings
+from service.main import create_app
+from tests.reliability.conftest import ServiceFactory, bearer
+from tests.reliability.figures import report
+from tests.support.issuer import LocalIssuer
+
+pytestmark = pytest.mark.reliability
+
+EXAMPLES_PER_OPERATION = 100
+
+
+def test_schemathesis_finds_no_server_error_and_no_schema_violation(
+    start_service: ServiceFactory, postgres_url: str, issuer: LocalIssuer, tmp_path: Path
+) -> None:
+    """Every operation, a few hundred generated requests (valid and invalid): no 5xx, every response as documented."""
+    service = start_service(DATABASE_URL=postgres_url)
+    seed = random.getrandbits(32)
+    started = time.monotonic()
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "schemathesis"),
+            "run",
+            f"{service.url}/openapi.json",
+            "--checks",
+            "all",
+            "--max-examples",
+            str(EXAMPLES_PER_OPERATION),
+            "--seed",
+            str(seed),
+            "--header",
+            f"Authorization: Bearer {issuer.mint(subject='fuzzer', ttl=3600)}",
+            "--request-timeout",
+            "10",
+            "--generation-database",
+            "none",
+            "--no-color",
+        ],
+        cwd=tmp_path,  # anything it writes stays out of the repository
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    seconds = time.monotonic() - started
+    counts = re.search(r"(\d+) generated, (.*)", result.stdout)
+    operations = re.search(r"Tested: (\d+)", result.stdout)
+    report(
+        "fuzz",
+        seed=seed,
+        operations=operations.group(1) if operations else "?",
+        cases=counts.group(1) if counts else "?",
+        outcome=(counts.group(2).replace(" ", "_") if counts else "?"),
+        server_errors=service.logs().count('"status": 500'),
+        seconds=seconds,
+    )
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    assert '"status": 500' not in service.logs()
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    """The app in process (lifespan run) on the backend under test: SQLite, then Postgres."""
+    with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+def test_every_error_response_is_documented_as_a_problem_document(client: TestClient) -> None:
+    """The OpenAPI document says what errors really are: application/problem+json with the Problem schema."""
+    document = client.get("/openapi.json").json()
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            for status, response in operation["responses"].items():
+                if status.startswith(("4", "5")):
+                    assert list(response["content"]) == ["application/problem+json"], (method, path, status)
+            assert "431" in operation["responses"], (method, path)
+            if "requestBody" in operation:
+                assert {"400", "408", "413", "422"} <= set(operation["responses"]), (method, path)
+    assert "HTTPValidationError" not in document["components"]["schemas"]
+
+
+def test_patch_refuses_a_null_name_as_the_schema_says(client: TestClient, issuer: LocalIssuer) -> None:
+    """`name` may be left out of a PATCH but not null: the schema does not allow null, the API answers 422."""
+    headers = bearer(issuer.mint(subject="patcher"))
+    schema = client.get("/openapi.json").json()["components"]["schemas"]["ItemUpdate"]
+    assert schema["properties"]["name"]["type"] == "string"
+    created = client.post("/api/v1/items", json={"name": "named"}, headers=headers)
+    refused = client.patch(created.headers["location"], json={"name": None}, headers=headers)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["errors"][0]["field"] == "name"
+    kept = client.patch(created.headers["location"], json={"description": "only this"}, headers=headers)
+    assert kept.json()["name"] == "named"
+
+
+def test_method_not_allowed_lists_every_method_of_the_path(client: TestClient) -> None:
+    """A 405 names all the methods the path serves, not those of the first route that matched it."""
+    response = client.request("PUT", "/api/v1/items/00000000-0000-0000-0000-000000000000")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "DELETE, GET, PATCH"
+    assert httpx.codes(client.put("/api/v1/items").status_code) == 405
+    assert client.put("/api/v1/items").headers["allow"] == "GET, POST"
