@@ -12,6 +12,11 @@ def report(suite: str, **values: object) -> str:
     return line
 
 
+def backend(database_url: str) -> str:
+    """ "postgres" or "sqlite", for a figures line's suite name."""
+    return "postgres" if database_url.startswith(("postgresql://", "postgres://")) else "sqlite"
+
+
 def percentile(samples: Sequence[float], fraction: float) -> float:
     """The nearest-rank percentile of the samples (0.0 when there are none)."""
     if not samples:

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from service.config import Settings
 from service.main import create_app
 from tests.reliability.conftest import ServiceFactory, bearer
-from tests.reliability.figures import report
+from tests.reliability.figures import backend, report
 from tests.support.issuer import LocalIssuer
 from tests.support.service_process import ServiceProcess
 
@@ -45,7 +45,7 @@ def client(settings: Settings) -> Iterator[TestClient]:
 
 
 def test_sql_metacharacters_in_every_string_field_are_stored_verbatim(
-    client: TestClient, issuer: LocalIssuer
+    client: TestClient, issuer: LocalIssuer, database_url: str
 ) -> None:
     """SQL metacharacters in name and description (create and update) round-trip exactly and touch nothing else."""
     headers = bearer(issuer.mint(subject="sql-probe"))
@@ -69,7 +69,7 @@ def test_sql_metacharacters_in_every_string_field_are_stored_verbatim(
         SQL_METACHARACTERS
     )
     assert client.get("/api/v1/items", headers=bystander).json()["items"] == [kept.json()]
-    report("hostile-sql", requests=sum(statuses.values()), by_status=dict(statuses))
+    report(f"hostile-sql-{backend(database_url)}", requests=sum(statuses.values()), by_status=dict(statuses))
 
 
 def test_nul_characters_are_refused_on_both_backends(client: TestClient, issuer: LocalIssuer) -> None:

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from service.config import Settings
 from service.main import create_app
 from tests.reliability.conftest import bearer
-from tests.reliability.figures import report
+from tests.reliability.figures import backend, report
 from tests.support.issuer import LocalIssuer
 
 pytestmark = pytest.mark.reliability
@@ -24,7 +24,9 @@ def client(settings: Settings) -> Iterator[TestClient]:
         yield test_client
 
 
-def test_callers_cannot_reach_each_others_items(client: TestClient, issuer: LocalIssuer) -> None:
+def test_callers_cannot_reach_each_others_items(
+    client: TestClient, issuer: LocalIssuer, database_url: str
+) -> None:
     """Every list, read, update and delete of another caller's item, real or guessed id, is a 404."""
     alice = bearer(issuer.mint(subject="alice-sub", oid="oid-alice"))
     bob = bearer(issuer.mint(subject="bob-sub", oid="oid-bob"))
@@ -64,4 +66,4 @@ def test_callers_cannot_reach_each_others_items(client: TestClient, issuer: Loca
         item = client.get(f"/api/v1/items/{ids[owner]}", headers=headers)
         assert item.status_code == 200, item.text
         assert item.json()["name"] == f"{owner}'s"
-    report("isolation", requests=attempts, refused_404=refused, leaked=0)
+    report(f"isolation-{backend(database_url)}", requests=attempts, refused_404=refused, leaked=0)
