@@ -51,6 +51,9 @@ _REPOSITORY = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}/[A
 # Characters a branch, tag or environment name may hold in a federated subject: Entra matches the
 # subject literally (no wildcards), and ':' would make the subject ambiguous.
 _REF_NAME = re.compile(r"^[A-Za-z0-9._/+-]{1,200}$")
+# GitHub's immutable subject format (`repo:owner@123/name@456`) is copied from the repository's OIDC
+# settings, not derived here; checked only for what would make the subject ambiguous or unmatchable.
+_SUBJECT_PREFIX = re.compile(r"^repo:[^/:\s*?]+/[^/:\s*?]+$")
 _DATABASE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _ADMIN_LOGIN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 # Logins Azure Database for PostgreSQL refuses for the administrator.
@@ -88,6 +91,14 @@ class StackConfig:
     postgres_auth: PostgresAuth
     postgres_database_name: str
     postgres_admin_login: str
+    # `repo:<owner>/<name>` as GitHub renders it in the token (with immutable ids for new repositories);
+    # empty means `repo:<github_repository>`.
+    github_subject_prefix: str = ""
+
+    @property
+    def subject_prefix(self) -> str:
+        """What every federated subject starts with, up to the `:` before the ref, environment or event."""
+        return self.github_subject_prefix or f"repo:{self.github_repository}"
 
     @property
     def resource_group_name(self) -> str:
@@ -135,6 +146,10 @@ class _Reader:
             self.problems[_key(name)] = f"must be an integer (got {value!r})"
             return 0
 
+    def optional_string(self, name: str) -> str:
+        """An optional key: unset and "" both mean empty; kept exactly as written (no stripping)."""
+        return self._raw(name) or ""
+
     def names(self, name: str) -> tuple[str, ...]:
         value = self._raw(name)
         try:
@@ -163,6 +178,9 @@ def parse_stack_config(values: Mapping[str, str], *, stack: str, location: str |
         read.problems[_key("githubRepository")] = (
             f"must be owner/name as GitHub spells it (got {repository!r})"
         )
+    subject_prefix = read.optional_string("githubSubjectPrefix")
+    if subject_prefix and not _SUBJECT_PREFIX.fullmatch(subject_prefix):
+        read.problems[_key("githubSubjectPrefix")] = _subject_prefix_problem(subject_prefix)
     branches = read.names("githubBranches")
     tags = read.names("githubTags")
     environments = read.names("githubEnvironments")
@@ -257,7 +275,29 @@ def parse_stack_config(values: Mapping[str, str], *, stack: str, location: str |
         postgres_auth=postgres_auth,
         postgres_database_name=database,
         postgres_admin_login=login,
+        github_subject_prefix=subject_prefix,
     )
+
+
+def _subject_prefix_problem(prefix: str) -> str:
+    """Why a githubSubjectPrefix cannot start a federated subject, most basic reason first."""
+    where = (
+        "copy it from the subject preview in the repository's OIDC settings on GitHub, "
+        "or from the `subject claim` azure/login prints"
+    )
+    if not prefix.startswith("repo:"):
+        return f"must start with `repo:` (got {prefix!r}); {where}"
+    rest = prefix.removeprefix("repo:")
+    if ":" in rest:
+        return (
+            f"must stop before the ':' that follows the repository (got {prefix!r}): the stack adds "
+            "`:ref:refs/heads/<branch>`, `:environment:<name>` and `:pull_request` itself"
+        )
+    if any(character.isspace() for character in prefix):
+        return f"must not contain whitespace (got {prefix!r}); {where}"
+    if "*" in prefix or "?" in prefix:
+        return f"must not contain wildcards (got {prefix!r}): Entra matches subjects literally"
+    return f"must be `repo:<owner>/<name>` as GitHub renders it (got {prefix!r}); {where}"
 
 
 CONFIG_KEYS: Final = (
@@ -266,6 +306,7 @@ CONFIG_KEYS: Final = (
     "githubTags",
     "githubEnvironments",
     "githubPullRequests",
+    "githubSubjectPrefix",
     "appServiceSku",
     "instanceCount",
     "pythonVersion",

@@ -38,9 +38,15 @@ def subjects_for(
     tags: tuple[str, ...] = (),
     environments: tuple[str, ...] = (),
     pull_requests: bool = True,
+    subject_prefix: str = "",
 ) -> tuple[Subject, ...]:
-    """Every subject the workflows will present: branches, tags, environments, then pull_request."""
-    prefix = f"repo:{repository}"
+    """Every subject the workflows will present: branches, tags, environments, then pull_request.
+
+    `subject_prefix` replaces `repo:<repository>` when set: GitHub's immutable subject format carries
+    owner and repository ids, which only GitHub knows. Credential names never include it: setting it
+    changes the credentials' subjects, never their names.
+    """
+    prefix = subject_prefix or f"repo:{repository}"
     subjects = [
         Subject(f"{prefix}:ref:refs/heads/{b}", "deploy", _credential_name("branch", b)) for b in branches
     ]

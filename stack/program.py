@@ -104,6 +104,7 @@ def define_stack(config: StackConfig) -> dict[str, pulumi.Input[str]]:
                 tags=config.github_tags,
                 environments=config.github_environments,
                 pull_requests=config.github_pull_requests,
+                subject_prefix=config.github_subject_prefix,
             ),
             tags=config.tags,
         ),

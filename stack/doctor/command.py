@@ -39,15 +39,18 @@ def _explain(code: str, root: Path, stack: str, out: TextIO, err: TextIO) -> int
     from stack.doctor.entra_errors import explain, known_codes
 
     repository: str | None = None
+    prefix: str | None = None
     subjects: list[str] = []
     try:
         from stack.evaluate import evaluate_stack, stack_config_values
 
-        repository = stack_config_values(root, stack).get("backend-iac:githubRepository")
+        values = stack_config_values(root, stack)
+        repository = values.get("backend-iac:githubRepository")
+        prefix = values.get("backend-iac:githubSubjectPrefix") or None
         subjects = list(evaluate_stack(root, stack).federated_subjects)
     except Exception:  # noqa: S110 - the explanation stands without this stack's facts
         pass
-    text = explain(code, repository=repository, subjects=subjects)
+    text = explain(code, repository=repository, subjects=subjects, prefix=prefix)
     if text is None:
         print(f"backend-iac doctor: unknown code {code!r}; known: {', '.join(known_codes())}", file=err)
         return 2

@@ -20,7 +20,7 @@ class EntraError:
     title: str  # the gist of Entra's own message
     meaning: str
     causes: tuple[str, ...]
-    checks: tuple[str, ...]  # may use {repository}, {subjects}, {issuer}, {audience}
+    checks: tuple[str, ...]  # may use {repository}, {prefix}, {subjects}, {issuer}, {audience}
 
 
 _SUBJECT_CHECKS: Final = (
@@ -30,10 +30,13 @@ _SUBJECT_CHECKS: Final = (
     "Compare the `subject claim` azure/login prints in the failed run with the list above, character "
     "for character; if it is missing, add the branch, tag or environment to githubBranches, githubTags "
     "or githubEnvironments and run `pulumi up`.",
-    "If the printed subject carries ids (`repo:owner@123/name@456:...`), the repository uses GitHub's "
-    "immutable subject format (the default for repositories created or renamed on or after 2026-07-15, "
-    "and for those opted in): the credentials must use that form, and this stack builds the name-only "
-    "`repo:owner/name:...` form.",
+    "If the printed subject carries numeric ids after the owner and the name (`repo:owner@123/name@456:...`; "
+    "GitHub's changelog of 2026-04-23 shows `repo:owner-123/name-456:...`), the repository uses GitHub's "
+    "immutable subject format (the default for repositories created, renamed or transferred since mid-2026, "
+    "and for those opted in): copy everything before `:ref:`, `:environment:` or "
+    "`:pull_request` (or the prefix the repository's OIDC settings preview) into githubSubjectPrefix, "
+    "e.g. `pulumi config set githubSubjectPrefix 'repo:owner@123/name@456'`, and run `pulumi up` "
+    "(this stack's subjects start with `{prefix}`).",
 )
 
 ERRORS: Final[Mapping[str, EntraError]] = {
@@ -112,11 +115,14 @@ ERRORS: Final[Mapping[str, EntraError]] = {
                 "The job runs on a branch, tag or environment the stack declares no credential for "
                 "(a workflow_dispatch from a feature branch, a new environment, a release tag).",
                 "The job gained or lost an `environment:`: with one, the subject is "
-                "`repo:{repository}:environment:<name>`, never the branch.",
+                "`{prefix}:environment:<name>`, never the branch.",
                 "The pull_request subject lives on the preview identity: signing in with the deploy "
                 "client id from a pull request (or the other way round) finds no credential.",
                 "The repository was renamed, transferred or forked: githubRepository still names the "
                 "old owner/name.",
+                "The repository presents GitHub's immutable subject format, with owner and repository "
+                "ids, and githubSubjectPrefix is unset or stale, so the "
+                "credentials carry the name-only form.",
             ),
             _SUBJECT_CHECKS,
         ),
@@ -201,7 +207,9 @@ def normalise(code: str) -> str:
     return code.strip().upper().removeprefix("AADSTS")
 
 
-def explain(code: str, *, repository: str | None, subjects: Sequence[str]) -> str | None:
+def explain(
+    code: str, *, repository: str | None, subjects: Sequence[str], prefix: str | None = None
+) -> str | None:
     """The explanation for one code, with this stack's facts filled in; None for a code not known here."""
     error = ERRORS.get(normalise(code))
     if error is None:
@@ -211,6 +219,7 @@ def explain(code: str, *, repository: str | None, subjects: Sequence[str]) -> st
     )
     facts = {
         "repository": repository or "<githubRepository>",
+        "prefix": prefix or f"repo:{repository or '<githubRepository>'}",
         "subjects": listed,
         "issuer": GITHUB_ISSUER,
         "audience": TOKEN_EXCHANGE_AUDIENCE,

@@ -58,6 +58,14 @@ class Repository:
     def repository(self) -> str | None:
         return self.config.get("backend-iac:githubRepository")
 
+    @property
+    def subject_prefix(self) -> str | None:
+        """What the workflows' subjects start with: githubSubjectPrefix when set, else `repo:<githubRepository>`."""
+        prefix = self.config.get("backend-iac:githubSubjectPrefix")
+        if prefix:
+            return prefix
+        return f"repo:{self.repository}" if self.repository else None
+
     def config_location(self, key: str) -> tuple[str, int | None]:
         """Where a config key is set: the stack file if it sets it, else its declaration in Pulumi.yaml."""
         stack_config = self.stack_file.get("config")

@@ -6,6 +6,8 @@ credential's subject) follows from the workflow's triggers and the job's `enviro
 - a job with `environment: E` presents `repo:O/R:environment:E`, whatever the event;
 - otherwise pull_request events present `repo:O/R:pull_request`;
 - a push to branch B presents `repo:O/R:ref:refs/heads/B`, a tag T `repo:O/R:ref:refs/tags/T`;
+- `repo:O/R` is GitHub's rendering of the repository: with immutable subject claims it carries ids
+  (`repo:O@123/R@456`), which the stack config's githubSubjectPrefix supplies;
 - workflow_dispatch runs on the branch it is dispatched from (assumed: the default branch), schedule
   and most other events on the default branch.
 
@@ -464,9 +466,14 @@ def presented_subjects(
     environment: str | None,
     conditions: Sequence[str] = (),
     default_branch: str = DEFAULT_BRANCH,
+    subject_prefix: str | None = None,
 ) -> list[PresentedSubject]:
-    """Every subject a job presents, one entry per (event, ref) it can run for."""
-    prefix = f"repo:{repository}"
+    """Every subject a job presents, one entry per (event, ref) it can run for.
+
+    `subject_prefix` (githubSubjectPrefix) replaces `repo:<repository>` when the repository's tokens
+    carry GitHub's immutable ids.
+    """
+    prefix = subject_prefix or f"repo:{repository}"
     narrowing = _narrowing(conditions)
     presented: list[PresentedSubject] = []
 

@@ -99,6 +99,17 @@ def test_explain_names_this_stacks_subjects(tree: Tree) -> None:
     assert "repo:example-org/backend-iac:pull_request" in out
 
 
+def test_explain_700213_names_the_immutable_subject_format(tree: Tree) -> None:
+    """700213 mentions GitHub's immutable-id subjects, githubSubjectPrefix, and the prefix when set."""
+    _, out, _ = _run("--root", str(tree.root), "explain", "AADSTS700213")
+    assert "immutable subject format" in out
+    assert "githubSubjectPrefix" in out
+    tree.set_config(githubSubjectPrefix="repo:example-org@1234/backend-iac@5678")
+    _, out, _ = _run("--root", str(tree.root), "explain", "AADSTS700213")
+    assert "repo:example-org@1234/backend-iac@5678:ref:refs/heads/main" in out
+    assert "`repo:example-org@1234/backend-iac@5678:environment:<name>`" in out
+
+
 def test_explain_unknown_code_exits_two(tree: Tree) -> None:
     """An unknown code: exit 2 and the list of known ones."""
     status, _, err = _run("--root", str(tree.root), "explain", "AADSTS1")

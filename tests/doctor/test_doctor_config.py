@@ -62,3 +62,19 @@ def test_secure_value_skips_evaluation_with_a_warning(tree: Tree) -> None:
     tree.set_config(authAudience={"secure": "v1:abc"})
     finding = only(tree.findings())
     assert (finding.code, finding.layer, finding.severity) == ("stack-not-evaluated", "config", "warning")
+
+
+def test_malformed_subject_prefix(tree: Tree) -> None:
+    """githubSubjectPrefix running into the ref is refused by the program, at its line in the stack file."""
+    tree.set_config(githubSubjectPrefix="repo:example-org/backend-iac:ref:refs/heads/main")
+    finding = only(tree.findings())
+    assert (finding.code, finding.layer, finding.severity) == ("config-subjects-invalid", "config", "error")
+    assert "backend-iac:githubSubjectPrefix" in finding.message
+    assert finding.file == "Pulumi.dev.yaml"
+    assert (
+        finding.line
+        == tree.read("Pulumi.dev.yaml")
+        .splitlines()
+        .index("  backend-iac:githubSubjectPrefix: repo:example-org/backend-iac:ref:refs/heads/main")
+        + 1
+    )

@@ -236,3 +236,65 @@ def test_credential_with_another_audience(tree: Tree, monkeypatch: pytest.Monkey
     findings = of(tree.findings(), "oidc-credential-audience")
     assert len(findings) == 2
     assert all("AADSTS700212" in f.message for f in findings)
+
+
+IMMUTABLE_PREFIX = "repo:example-org@1234/backend-iac@5678"
+
+
+def test_subject_prefix_in_config_and_workflows_agree(tree: Tree) -> None:
+    """With githubSubjectPrefix set, workflows and credentials both use it: no findings."""
+    tree.set_config(githubSubjectPrefix=IMMUTABLE_PREFIX)
+    assert tree.findings() == []
+    _origin(tree, "https://github.com/example-org/backend-iac.git")
+    assert tree.findings() == []
+
+
+def test_subject_prefix_is_what_an_unmatched_subject_names(tree: Tree) -> None:
+    """The doctor derives workflow subjects with the configured prefix, so a missing branch says so."""
+    tree.set_config(githubSubjectPrefix=IMMUTABLE_PREFIX)
+    tree.replace(".github/workflows/deploy.yml", "branches: [main]", "branches: [main, develop]")
+    findings = of(tree.findings(), "oidc-subject-unmatched")
+    assert [f.message.split("`")[1] for f in findings] == ["up", "deploy"]
+    for finding in findings:
+        assert f"'{IMMUTABLE_PREFIX}:ref:refs/heads/develop'" in finding.message
+        assert "githubBranches" in finding.fix
+
+
+def test_subject_prefix_with_a_declared_environment(tree: Tree) -> None:
+    """An environment job presents `<prefix>:environment:E`, which the prefixed credential matches."""
+    tree.set_config(githubSubjectPrefix=IMMUTABLE_PREFIX, githubEnvironments=["production"])
+    tree.replace(
+        ".github/workflows/deploy.yml",
+        "  deploy:\n    needs: [up]\n",
+        "  deploy:\n    needs: [up]\n    environment: production\n",
+    )
+    assert tree.findings() == []
+
+
+def test_credentials_without_the_prefix_do_not_match_prefixed_workflows(
+    tree: Tree, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stack that ignored githubSubjectPrefix would declare name-only subjects: every sign-in fails."""
+    import stack.program as program
+
+    original = program.subjects_for
+
+    def name_only(*args: object, **kwargs: object) -> object:
+        kwargs.pop("subject_prefix", None)
+        return original(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(program, "subjects_for", name_only)
+    tree.set_config(githubSubjectPrefix=IMMUTABLE_PREFIX)
+    findings = tree.findings()
+    unmatched = of(findings, "oidc-subject-unmatched")
+    assert unmatched
+    assert all(IMMUTABLE_PREFIX in f.message and "AADSTS700213" in f.message for f in unmatched)
+    assert of(findings, "oidc-credential-unused")
+
+
+def test_remote_check_still_compares_github_repository_with_a_prefix_set(tree: Tree) -> None:
+    """The prefix does not silence oidc-repository-mismatch: githubRepository must still match origin."""
+    tree.set_config(githubSubjectPrefix=IMMUTABLE_PREFIX)
+    _origin(tree, "https://github.com/other-org/backend-iac.git")
+    finding = only(tree.findings())
+    assert finding.code == "oidc-repository-mismatch"

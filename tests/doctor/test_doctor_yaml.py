@@ -144,6 +144,20 @@ def test_subjects_for_each_trigger_kind() -> None:
     assert with_environment == {f"repo:{REPO}:environment:prod"}
 
 
+def test_subject_prefix_replaces_the_repository_in_every_subject() -> None:
+    """githubSubjectPrefix, when given, starts every subject and pattern instead of `repo:<repository>`."""
+    prefix = "repo:o@1/r@2"
+    triggers = {"push": {"branches": ["main"], "tags": ["v*"]}, "pull_request": None}
+    presented = presented_subjects(REPO, triggers, environment=None, subject_prefix=prefix)
+    assert {(p.subject, p.pattern) for p in presented} == {
+        (f"{prefix}:ref:refs/heads/main", None),
+        (None, f"{prefix}:ref:refs/tags/v*"),
+        (f"{prefix}:pull_request", None),
+    }
+    with_environment = presented_subjects(REPO, triggers, environment="prod", subject_prefix=prefix)
+    assert {p.subject for p in with_environment} == {f"{prefix}:environment:prod"}
+
+
 def test_tag_only_filter_does_not_run_on_branches() -> None:
     """`push: tags:` alone: GitHub runs the workflow for those tags and no branch."""
     presented = presented_subjects(REPO, {"push": {"tags": ["v*"]}}, environment=None)

@@ -152,3 +152,41 @@ def test_missing_location_names_the_provider_key() -> None:
     """Without azure-native:location the error names that key."""
     with pytest.raises(StackConfigError, match="azure-native:location"):
         parse_stack_config(DEFAULTS, stack="dev", location=None)
+
+
+def test_subject_prefix_defaults_to_the_repository() -> None:
+    """Unset or empty githubSubjectPrefix means `repo:<githubRepository>`."""
+    assert parse().subject_prefix == "repo:Example-Org/backend-iac"  # type: ignore[attr-defined]
+    config = parse(githubSubjectPrefix="")
+    assert config.github_subject_prefix == ""  # type: ignore[attr-defined]
+    assert config.subject_prefix == "repo:Example-Org/backend-iac"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "prefix", ["repo:octocat@123456/my-repo@456789", "repo:octocat-123456/my-repo-456789"]
+)
+def test_subject_prefix_is_kept_exactly(prefix: str) -> None:
+    """A prefix copied from GitHub is kept as written and replaces the repository in subjects."""
+    config = parse(githubSubjectPrefix=prefix)
+    assert config.github_subject_prefix == prefix  # type: ignore[attr-defined]
+    assert config.subject_prefix == prefix  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("prefix", "says"),
+    [
+        ("octocat@123456/my-repo@456789", "must start with `repo:`"),
+        ("repo:octocat/my-repo:ref:refs/heads/main", "':'"),
+        ("repo:octocat/my-repo:", "':'"),
+        ("repo:octocat/my repo", "whitespace"),
+        ("repo:octocat/my-repo ", "whitespace"),
+        ("repo:octocat/*", "wildcards"),
+        ("repo:octocat/my-rep?", "wildcards"),
+        ("repo:", "repo:<owner>/<name>"),
+        ("repo:octocat", "repo:<owner>/<name>"),
+        ("repo:octocat/my-repo/extra", "repo:<owner>/<name>"),
+    ],
+)
+def test_malformed_subject_prefix_is_refused(prefix: str, says: str) -> None:
+    """A githubSubjectPrefix that cannot start a literal subject is refused, naming the key and why."""
+    assert says in problems(githubSubjectPrefix=prefix)["backend-iac:githubSubjectPrefix"]

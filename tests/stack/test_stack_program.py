@@ -177,6 +177,24 @@ def test_branches_tags_environments_without_pull_requests(evaluate: Evaluate) ->
     assert "ci_preview_identity_client_id" not in evaluation.outputs
 
 
+def test_subject_prefix_reaches_every_credential_under_the_same_names(evaluate: Evaluate) -> None:
+    """githubSubjectPrefix changes each credential's subject, not its Pulumi or Azure name."""
+    names = sorted(
+        (r.name, r.inputs["federatedIdentityCredentialResourceName"])
+        for r in evaluate(githubEnvironments=["production"]).of_type(CREDENTIAL)
+    )
+    evaluation = evaluate(
+        githubEnvironments=["production"], githubSubjectPrefix="repo:Example-Org@1/backend-iac@2"
+    )
+    assert sorted(evaluation.federated_subjects) == [
+        "repo:Example-Org@1/backend-iac@2:environment:production",
+        "repo:Example-Org@1/backend-iac@2:pull_request",
+        "repo:Example-Org@1/backend-iac@2:ref:refs/heads/main",
+    ]
+    credentials = evaluation.of_type(CREDENTIAL)
+    assert sorted((r.name, r.inputs["federatedIdentityCredentialResourceName"]) for r in credentials) == names
+
+
 def test_pull_requests_get_reader_and_deploys_get_contributor(evaluate: Evaluate) -> None:
     """The preview identity is Reader on the group, the deploy identity Contributor; nothing wider."""
     evaluation = evaluate()
@@ -255,6 +273,7 @@ def test_nothing_is_protected_or_retained(evaluate: Evaluate) -> None:
         ({"githubRepository": "not-a-repo"}, "backend-iac:githubRepository"),
         ({"appServiceSku": "X1"}, "backend-iac:appServiceSku"),
         ({"pythonVersion": "3.9"}, "backend-iac:pythonVersion"),
+        ({"githubSubjectPrefix": "repo:o/r:ref:refs/heads/main"}, "backend-iac:githubSubjectPrefix"),
         ({"postgresAuth": "password"}, "backend-iac:postgresAuth"),
         ({"azure-native:location": None}, "azure-native:location"),
     ],

@@ -36,3 +36,35 @@ def test_credential_names_are_valid_azure_names() -> None:
     """Credential names replace characters Azure refuses (/, .) and stay unique per subject here."""
     subjects = subjects_for("o/r", branches=("release/2.x",), tags=("v1.0.0",))
     assert [s.credential_name for s in subjects] == ["branch-release-2-x", "tag-v1-0-0", "pull-request"]
+
+
+def test_subject_prefix_replaces_the_repository_part() -> None:
+    """With githubSubjectPrefix set, every subject starts with it, character for character."""
+    subjects = subjects_for(
+        "octocat/my-repo",
+        branches=("main",),
+        tags=("v1.0.0",),
+        environments=("production",),
+        subject_prefix="repo:octocat@123456/my-repo@456789",
+    )
+    assert [(s.subject, s.purpose) for s in subjects] == [
+        ("repo:octocat@123456/my-repo@456789:ref:refs/heads/main", "deploy"),
+        ("repo:octocat@123456/my-repo@456789:ref:refs/tags/v1.0.0", "deploy"),
+        ("repo:octocat@123456/my-repo@456789:environment:production", "deploy"),
+        ("repo:octocat@123456/my-repo@456789:pull_request", "preview"),
+    ]
+
+
+def test_credential_names_do_not_depend_on_the_prefix() -> None:
+    """Setting the prefix changes subjects only: the credentials keep their names (no replacement)."""
+    branches, tags, environments = ("main", "release/2.x"), ("v1",), ("production",)
+    without = subjects_for("octocat/my-repo", branches=branches, tags=tags, environments=environments)
+    with_prefix = subjects_for(
+        "octocat/my-repo",
+        branches=branches,
+        tags=tags,
+        environments=environments,
+        subject_prefix="repo:octocat-123456/my-repo-456789",
+    )
+    assert [s.credential_name for s in with_prefix] == [s.credential_name for s in without]
+    assert with_prefix[0].subject == "repo:octocat-123456/my-repo-456789:ref:refs/heads/main"

@@ -18,6 +18,7 @@ _CODE_FOR_KEY: Final = {
     "backend-iac:githubBranches": "config-subjects-invalid",
     "backend-iac:githubTags": "config-subjects-invalid",
     "backend-iac:githubEnvironments": "config-subjects-invalid",
+    "backend-iac:githubSubjectPrefix": "config-subjects-invalid",
 }
 _PASSWORD_IN_URL = re.compile(r"^postgres(?:ql)?://[^/@:]+:[^/@]+@")
 

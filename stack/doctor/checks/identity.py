@@ -43,6 +43,7 @@ class _SignIn:
 
 def _sign_ins(repository: Repository, name: str) -> Iterator[_SignIn]:
     """Every Azure sign-in, once per trigger context it runs in, with the subjects it presents."""
+    prefix = repository.subject_prefix
     for run in job_runs(repository.workflows):
         environment = run.job.environment
         for step in run.job.steps:
@@ -59,6 +60,7 @@ def _sign_ins(repository: Repository, name: str) -> Iterator[_SignIn]:
                     environment=environment if environment and "${{" not in environment else None,
                     conditions=conditions,
                     default_branch=repository.default_branch,
+                    subject_prefix=prefix,
                 ),
             )
 
@@ -146,7 +148,7 @@ def check(repository: Repository) -> list[Finding]:
                     where,
                     run.job.environment_line,
                     f"{sign_in.who} signs in with `environment: {environment}`, an expression: its subject "
-                    f"`repo:{name}:environment:<value>` is only known at run time",
+                    f"`{repository.subject_prefix}:environment:<value>` is only known at run time",
                     "make sure every value it can take is in githubEnvironments, or name the environment "
                     "literally so the doctor can check it",
                 ),
