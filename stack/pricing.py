@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Final
+
+from policy.rules import Declared
 
 PRICES_AS_OF: Final = "2025-06-01"
 PRICE_SOURCE: Final = "Azure Retail Prices API / azure.microsoft.com pricing pages, East US, pay-as-you-go"
@@ -52,15 +54,6 @@ FREE_TYPES: Final = frozenset(
 )
 
 
-class Priced(Protocol):
-    @property
-    def type(self) -> str: ...
-    @property
-    def name(self) -> str: ...
-    @property
-    def inputs(self) -> Mapping[str, Any]: ...
-
-
 @dataclass(frozen=True)
 class LineItem:
     resource: str
@@ -81,7 +74,7 @@ class CostEstimate:
         return round(sum(item.monthly_usd for item in self.items), 2)
 
 
-def estimate_monthly_cost(resources: Iterable[Priced], location: str | None) -> CostEstimate:
+def estimate_monthly_cost(resources: Iterable[Declared], location: str | None) -> CostEstimate:
     """Price the plan and the database from the table; everything else declared here is free."""
     items: list[LineItem] = []
     unpriced: list[str] = []
