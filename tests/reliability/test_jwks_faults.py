@@ -29,6 +29,14 @@ def fresh_issuer() -> Iterator[LocalIssuer]:
     issuer.stop()
 
 
+def _wait_for_start_up_fetches(issuer: LocalIssuer, *, workers: int) -> None:
+    """Each worker fetches the key set as it starts; /healthz answering only means one of them is up."""
+    deadline = time.monotonic() + 20.0
+    while issuer.jwks_requests < workers and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert issuer.jwks_requests >= workers, "a worker never fetched the key set at start-up"
+
+
 def _get(url: str, token: str) -> int:
     return httpx.get(f"{url}/api/v1/items", headers=bearer(token), timeout=10.0).status_code
 
@@ -40,6 +48,7 @@ def test_cached_keys_keep_working_when_the_issuer_goes_away(
     service = start_service(
         workers=2, issuer_=fresh_issuer, AUTH_JWKS_REFRESH_INTERVAL=str(REFRESH_INTERVAL_SECONDS)
     )
+    _wait_for_start_up_fetches(fresh_issuer, workers=2)
     assert _get(service.url, fresh_issuer.mint(subject="before")) == 200
     stranger = new_key("ES256")
     statuses: Counter[str] = Counter()
@@ -74,6 +83,7 @@ def test_rotated_key_is_accepted_after_one_refresh(
     service = start_service(
         workers=1, issuer_=fresh_issuer, AUTH_JWKS_REFRESH_INTERVAL=str(REFRESH_INTERVAL_SECONDS)
     )
+    _wait_for_start_up_fetches(fresh_issuer, workers=1)
     retired = fresh_issuer.keys[0]
     assert _get(service.url, fresh_issuer.mint(subject="before")) == 200
     time.sleep(REFRESH_INTERVAL_SECONDS + 0.2)  # the start-up fetch is older than the interval now
@@ -103,6 +113,7 @@ def test_unknown_kid_flood_keeps_jwks_fetches_rate_limited(
     service = start_service(
         workers=workers, issuer_=fresh_issuer, AUTH_JWKS_REFRESH_INTERVAL=str(REFRESH_INTERVAL_SECONDS)
     )
+    _wait_for_start_up_fetches(fresh_issuer, workers=workers)
     stranger = new_key("ES256")
     valid = fresh_issuer.mint(subject="legit")
     fetches_before = fresh_issuer.jwks_requests
