@@ -80,13 +80,11 @@ async def get_item(item_id: ItemId, caller: Reader, store: StoreDep) -> ItemPubl
     openapi_extra=_SECURED,
 )
 async def update_item(item_id: ItemId, body: ItemUpdate, caller: Writer, store: StoreDep) -> ItemPublic:
-    fields = body.model_fields_set
-    if "name" in fields and body.name is None:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "name: may not be null")
+    fields = body.model_fields_set  # a null name never gets here: ItemUpdate refuses it (422)
     item = await store.update_item(
         owner=caller.subject,
         item_id=str(item_id),
-        name=body.name if "name" in fields and body.name is not None else UNSET,
+        name=body.name if "name" in fields else UNSET,
         description=body.description if "description" in fields else UNSET,
     )
     if item is None:
