@@ -7,6 +7,7 @@ connection is checked before it is handed out so the pool heals by itself once t
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import weakref
@@ -49,6 +50,17 @@ class _IdleCheck:
 
     async def reset(self, conn: Connection) -> None:
         self._returned_at[conn] = time.monotonic()
+
+
+def _forget(abandoned: set[asyncio.Future[list[Row]]]) -> Callable[[asyncio.Future[list[Row]]], None]:
+    """A done callback: drop the finished task and retrieve its outcome, so nothing logs it as lost."""
+
+    def done(task: asyncio.Future[list[Row]]) -> None:
+        abandoned.discard(task)
+        if not task.cancelled():
+            task.exception()
+
+    return done
 
 
 def _worth_retrying(error: psycopg.OperationalError, *, idempotent: bool) -> bool:
@@ -107,6 +119,10 @@ class PostgresStore(Store):
         )
         self._opened = False
         self._schema_ready = False
+        # The longest a request waits on the database, pool wait and retry included: the statement timeout,
+        # which the server also enforces on its side (so it stops work the client has given up on).
+        self._answer_timeout = statement_timeout
+        self._abandoned: set[asyncio.Future[list[Row]]] = set()
 
     async def _ensure_open(self) -> None:
         if not self._opened:
@@ -115,6 +131,28 @@ class PostgresStore(Store):
             self._opened = True
 
     async def _execute(self, sql: str, params: Mapping[str, object], *, idempotent: bool) -> list[Row]:
+        """Run one statement, answering within the answer timeout whatever the server does.
+
+        statement_timeout is enforced by the server: a server that stops answering altogether (frozen,
+        or cut off without a reset) would hold the request forever, and cancelling psycopg mid-query
+        makes it wait up to ten more seconds for the server to acknowledge the cancellation. So the
+        statement runs in a task of its own; past the deadline the request gets its 503 at once, and
+        the task is cancelled to clean up (closing the connection) in the background.
+        """
+        task = asyncio.ensure_future(self._execute_with_retry(sql, params, idempotent=idempotent))
+        try:
+            return await asyncio.wait_for(asyncio.shield(task), self._answer_timeout)
+        except TimeoutError:
+            raise DatabaseUnavailable(f"PostgreSQL did not answer within {self._answer_timeout:g}s") from None
+        finally:
+            if not task.done():
+                task.cancel()
+                self._abandoned.add(task)
+                task.add_done_callback(_forget(self._abandoned))
+
+    async def _execute_with_retry(
+        self, sql: str, params: Mapping[str, object], *, idempotent: bool
+    ) -> list[Row]:
         if not self._schema_ready:
             # The database was down when the service started: migrate on first contact instead.
             await self.migrate()

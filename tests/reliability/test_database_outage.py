@@ -3,10 +3,14 @@ itself, and loses no acknowledged write."""
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
@@ -172,3 +176,71 @@ def test_database_outage_degrades_to_503_and_loses_no_acknowledged_write(
     assert ready_again - back_at < READY_WITHIN_SECONDS
     assert after, "no write succeeded after the database returned"
     assert worker_pids(service) == workers_before, "the service restarted a worker to recover"
+
+
+FROZEN_STATEMENT_TIMEOUT_SECONDS = 2.0
+
+
+def _server_processes(server: PostgresServer) -> list[int]:
+    """The postmaster and every process it started (backends, checkpointer, ...)."""
+    postmaster = int((server.data_dir / "postmaster.pid").read_text().split()[0])
+    children = Path(f"/proc/{postmaster}/task/{postmaster}/children").read_text().split()
+    return [postmaster, *(int(child) for child in children)]
+
+
+def test_frozen_database_answers_503_within_the_statement_timeout(
+    start_service: ServiceFactory, postgres_server: PostgresServer, postgres_url: str, issuer: LocalIssuer
+) -> None:
+    """A database that stops answering but keeps its connections open (frozen) costs a request at most
+    DATABASE_STATEMENT_TIMEOUT and a 503, never a hung request; the service recovers when it thaws."""
+    service = start_service(
+        DATABASE_URL=postgres_url, DATABASE_STATEMENT_TIMEOUT=str(FROZEN_STATEMENT_TIMEOUT_SECONDS)
+    )
+    headers = bearer(issuer.mint(subject="frozen-writer"))
+    with httpx.Client(base_url=service.url, headers=headers, timeout=30.0) as client:
+        warm = [client.post("/api/v1/items", json={"name": f"before {n}"}) for n in range(10)]
+        acknowledged = {response.json()["id"] for response in warm if response.status_code == 201}
+        assert len(acknowledged) == len(warm)
+
+        frozen = _server_processes(postgres_server)
+        for pid in frozen:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            time.sleep(1.5)  # pooled connections now idle long enough to be checked (and hang) first
+            calls = [("POST", "/api/v1/items", {"name": "frozen"}), ("GET", "/api/v1/items", None)] * 3
+            calls.append(("GET", "/readyz", None))
+            with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+                outcomes = list(pool.map(lambda call: _request(client, *call), calls))
+            alive = client.get("/healthz").status_code
+        finally:
+            for pid in frozen:
+                os.kill(pid, signal.SIGCONT)
+        thawed_at = time.monotonic()
+        after = None
+        for _ in range(100):  # bounded: ten seconds at most
+            after = _request(client, "POST", "/api/v1/items", {"name": "after"})
+            if after.status == 201 or time.monotonic() - thawed_at > 10:
+                break
+            time.sleep(0.1)
+    assert after is not None
+    if after.item_id:
+        acknowledged.add(after.item_id)
+    database = urlsplit(postgres_url).path.lstrip("/")
+    stored = set(postgres_server.psql("SELECT id FROM items", database=database).split())
+    slowest = max(outcome.elapsed for outcome in outcomes)
+    report(
+        "frozen-db",
+        sent=len(outcomes),
+        by_status=dict(Counter(f"{o.method}_{o.status}" for o in outcomes)),
+        slowest_s=slowest,
+        deadline_s=FROZEN_STATEMENT_TIMEOUT_SECONDS,
+        recovery_s=time.monotonic() - thawed_at,
+        acknowledged=len(acknowledged),
+        lost=len(acknowledged - stored),
+    )
+    assert [o.status for o in outcomes] == [503] * len(outcomes), outcomes
+    assert all(o.kind == "database" for o in outcomes)
+    assert slowest < FROZEN_STATEMENT_TIMEOUT_SECONDS + 1.0
+    assert alive == 200
+    assert after.status == 201, after
+    assert acknowledged <= stored
