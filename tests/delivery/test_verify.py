@@ -187,12 +187,12 @@ def test_stopped_app_status_is_unreachable(front_end: dict[str, Any]) -> None:
 
 
 def test_exit_codes_are_distinct_and_documented() -> None:
-    """Each diagnosis has its own exit code, clear of 1 (a crash) and 2 (usage), and the docs list them."""
+    """Each diagnosis has its own exit code, clear of 1 (a crash) and 2 (usage), and the README lists them."""
     import delivery.verify
 
     codes = {outcome.name: int(outcome) for outcome in Outcome}
     assert codes == {"VERIFIED": 0, "UNREACHABLE": 3, "START_UP_ERROR": 4, "OLD_COMMIT": 5, "NOT_READY": 6}
-    documented = (Path(__file__).resolve().parents[2] / "docs" / "delivery.md").read_text()
+    documented = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     for code in codes.values():
         assert f"\n    {code}  " in (delivery.verify.__doc__ or "")
         assert f"| {code} |" in documented
