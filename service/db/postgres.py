@@ -11,9 +11,9 @@ import asyncio
 import logging
 import time
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 import psycopg.errors
@@ -26,12 +26,16 @@ from service.db.store import Row, Store, named_to_pyformat
 
 logger = logging.getLogger("backend_iac.db")
 
+T = TypeVar("T")
+
 Connection = psycopg.AsyncConnection[Any]
 
 
 # A pooled connection idle longer than this is pinged before use. Connections in steady use skip the
 # extra round trip; one that sat through a database restart is caught and replaced, not handed out.
 IDLE_CHECK_SECONDS = 1.0
+# The longest a migration run may take before start-up goes on without it.
+MIGRATION_DEADLINE_SECONDS = 30
 
 
 async def _autocommit(conn: Connection) -> None:
@@ -52,10 +56,10 @@ class _IdleCheck:
         self._returned_at[conn] = time.monotonic()
 
 
-def _forget(abandoned: set[asyncio.Future[list[Row]]]) -> Callable[[asyncio.Future[list[Row]]], None]:
+def _forget(abandoned: set[asyncio.Future[Any]]) -> Callable[[asyncio.Future[Any]], None]:
     """A done callback: drop the finished task and retrieve its outcome, so nothing logs it as lost."""
 
-    def done(task: asyncio.Future[list[Row]]) -> None:
+    def done(task: asyncio.Future[Any]) -> None:
         abandoned.discard(task)
         if not task.cancelled():
             task.exception()
@@ -88,8 +92,10 @@ class PostgresStore(Store):
         connect_timeout: float = 3.0,
         statement_timeout: float = 5.0,
         password: Callable[[], str] | None = None,
+        migration_deadline: float = MIGRATION_DEADLINE_SECONDS,
     ) -> None:
         self._pool_timeout = pool_timeout
+        self._migration_deadline = migration_deadline
         static: dict[str, Any] = {
             "connect_timeout": max(1, round(connect_timeout)),
             "options": f"-c statement_timeout={int(statement_timeout * 1000)}",
@@ -122,7 +128,7 @@ class PostgresStore(Store):
         # The longest a request waits on the database, pool wait and retry included: the statement timeout,
         # which the server also enforces on its side (so it stops work the client has given up on).
         self._answer_timeout = statement_timeout
-        self._abandoned: set[asyncio.Future[list[Row]]] = set()
+        self._abandoned: set[asyncio.Future[Any]] = set()
 
     async def _ensure_open(self) -> None:
         if not self._opened:
@@ -130,25 +136,31 @@ class PostgresStore(Store):
             await self._pool.open(wait=False)
             self._opened = True
 
-    async def _execute(self, sql: str, params: Mapping[str, object], *, idempotent: bool) -> list[Row]:
-        """Run one statement, answering within the answer timeout whatever the server does.
+    async def _within(self, work: Coroutine[Any, Any, T], seconds: float, what: str) -> T:
+        """Await `work`, answering within `seconds` whatever the server does.
 
         statement_timeout is enforced by the server: a server that stops answering altogether (frozen,
-        or cut off without a reset) would hold the request forever, and cancelling psycopg mid-query
-        makes it wait up to ten more seconds for the server to acknowledge the cancellation. So the
-        statement runs in a task of its own; past the deadline the request gets its 503 at once, and
+        or cut off without a reset) would hold the caller forever, and cancelling psycopg mid-query
+        makes it wait up to ten more seconds for the server to acknowledge the cancellation. So the work
+        runs in a task of its own; past the deadline the caller gets DatabaseUnavailable at once, and
         the task is cancelled to clean up (closing the connection) in the background.
         """
-        task = asyncio.ensure_future(self._execute_with_retry(sql, params, idempotent=idempotent))
+        task = asyncio.ensure_future(work)
         try:
-            return await asyncio.wait_for(asyncio.shield(task), self._answer_timeout)
+            return await asyncio.wait_for(asyncio.shield(task), seconds)
         except TimeoutError:
-            raise DatabaseUnavailable(f"PostgreSQL did not answer within {self._answer_timeout:g}s") from None
+            raise DatabaseUnavailable(f"PostgreSQL did not {what} within {seconds:g}s") from None
         finally:
             if not task.done():
                 task.cancel()
                 self._abandoned.add(task)
                 task.add_done_callback(_forget(self._abandoned))
+
+    async def _execute(self, sql: str, params: Mapping[str, object], *, idempotent: bool) -> list[Row]:
+        """Run one statement, answered (rows or DatabaseUnavailable) within the statement timeout."""
+        return await self._within(
+            self._execute_with_retry(sql, params, idempotent=idempotent), self._answer_timeout, "answer"
+        )
 
     async def _execute_with_retry(
         self, sql: str, params: Mapping[str, object], *, idempotent: bool
@@ -188,6 +200,12 @@ class PostgresStore(Store):
         return value
 
     async def migrate(self) -> list[int]:
+        # A frozen server never trips its own statement_timeout: the whole migration is bounded, so a
+        # worker's start-up (or the gunicorn master's) cannot hang on it. Giving up leaves the schema to
+        # the first request, as when the database was down.
+        return await self._within(self._migrate_now(), self._migration_deadline, "finish the migrations")
+
+    async def _migrate_now(self) -> list[int]:
         await self._ensure_open()
         done: list[int] = []
         try:

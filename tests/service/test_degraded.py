@@ -9,9 +9,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.config import load_settings
+from service.db.errors import DatabaseUnavailable
+from service.db.postgres import PostgresStore
 from service.main import create_app
 from tests.support.issuer import AUDIENCE, LocalIssuer, new_key
-from tests.support.postgres import free_port
+from tests.support.postgres import PostgresServer, free_port
 
 
 @pytest.fixture
@@ -62,3 +64,26 @@ def test_unreachable_identity_provider_gives_401_not_500(tmp_path: object) -> No
         response = client.get("/api/v1/items", headers={"Authorization": f"Bearer {issuer.mint(issuer='x')}"})
         assert response.status_code == 401
         assert client.get("/readyz").status_code == 200
+
+
+@pytest.mark.anyio
+@pytest.mark.postgres
+async def test_migration_against_a_frozen_database_gives_up_at_its_deadline(
+    postgres_server: PostgresServer, postgres_url: str
+) -> None:
+    """A server that stops answering cannot hang start-up: migrating gives up at the deadline, cleanly."""
+    store = PostgresStore(postgres_url, pool_timeout=1.0, migration_deadline=1.5)
+    try:
+        await store.migrate()  # connected and current before the freeze
+        store._schema_ready = False  # as if this worker had started while the database was away
+        with postgres_server.frozen():
+            started = time.monotonic()
+            with pytest.raises(
+                DatabaseUnavailable,
+                match=r"did not finish the migrations within 1\.5s|no database connection",
+            ):
+                await store.migrate()
+            elapsed = time.monotonic() - started
+        assert elapsed < 4.0, elapsed
+    finally:
+        await store.close()

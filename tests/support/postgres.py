@@ -11,10 +11,13 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -160,6 +163,24 @@ class PostgresServer:
             time.sleep(0.1)
         msg = f"PostgreSQL did not accept connections on port {self.port} within {timeout}s"
         raise TimeoutError(msg)
+
+    def processes(self) -> list[int]:
+        """The postmaster and every process it started (backends, checkpointer, ...)."""
+        postmaster = int((self.data_dir / "postmaster.pid").read_text().split()[0])
+        children = Path(f"/proc/{postmaster}/task/{postmaster}/children").read_text().split()
+        return [postmaster, *(int(child) for child in children)]
+
+    @contextmanager
+    def frozen(self) -> Iterator[None]:
+        """The server stops answering but keeps every connection open (SIGSTOP), until the block ends."""
+        stopped = self.processes()
+        for pid in stopped:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            for pid in stopped:
+                os.kill(pid, signal.SIGCONT)
 
     def destroy(self) -> None:
         self.stop("immediate")
