@@ -3,14 +3,11 @@ itself, and loses no acknowledged write."""
 
 from __future__ import annotations
 
-import os
-import signal
 import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
@@ -181,13 +178,6 @@ def test_database_outage_degrades_to_503_and_loses_no_acknowledged_write(
 FROZEN_STATEMENT_TIMEOUT_SECONDS = 2.0
 
 
-def _server_processes(server: PostgresServer) -> list[int]:
-    """The postmaster and every process it started (backends, checkpointer, ...)."""
-    postmaster = int((server.data_dir / "postmaster.pid").read_text().split()[0])
-    children = Path(f"/proc/{postmaster}/task/{postmaster}/children").read_text().split()
-    return [postmaster, *(int(child) for child in children)]
-
-
 def test_frozen_database_answers_503_within_the_statement_timeout(
     start_service: ServiceFactory, postgres_server: PostgresServer, postgres_url: str, issuer: LocalIssuer
 ) -> None:
@@ -202,19 +192,13 @@ def test_frozen_database_answers_503_within_the_statement_timeout(
         acknowledged = {response.json()["id"] for response in warm if response.status_code == 201}
         assert len(acknowledged) == len(warm)
 
-        frozen = _server_processes(postgres_server)
-        for pid in frozen:
-            os.kill(pid, signal.SIGSTOP)
-        try:
+        with postgres_server.frozen():
             time.sleep(1.5)  # pooled connections now idle long enough to be checked (and hang) first
             calls = [("POST", "/api/v1/items", {"name": "frozen"}), ("GET", "/api/v1/items", None)] * 3
             calls.append(("GET", "/readyz", None))
             with ThreadPoolExecutor(max_workers=len(calls)) as pool:
                 outcomes = list(pool.map(lambda call: _request(client, *call), calls))
             alive = client.get("/healthz").status_code
-        finally:
-            for pid in frozen:
-                os.kill(pid, signal.SIGCONT)
         thawed_at = time.monotonic()
         after = None
         for _ in range(100):  # bounded: ten seconds at most
