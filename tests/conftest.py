@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
 from service.config import Settings, load_settings
 from service.db.factory import open_store
 from service.db.store import Store
+from service.main import create_app
 from tests.support.issuer import AUDIENCE, LocalIssuer
 from tests.support.postgres import PostgresServer
 
@@ -60,6 +62,23 @@ def settings(database_url: str, issuer: LocalIssuer, tmp_path: Path) -> Settings
         auth_jwks_refresh_interval=1.0,
         build_info_path=tmp_path / "missing-build-info.json",
     )
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    """The app in process, lifespan run, against the database under test and the local issuer."""
+    with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def auth(issuer: LocalIssuer) -> Callable[..., dict[str, str]]:
+    """Headers carrying a fresh token from the local issuer (keyword arguments go to mint)."""
+
+    def headers(**claims: object) -> dict[str, str]:
+        return {"Authorization": f"Bearer {issuer.mint(**claims)}"}  # type: ignore[arg-type]
+
+    return headers
 
 
 @pytest.fixture

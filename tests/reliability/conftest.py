@@ -9,20 +9,14 @@ import pytest
 
 from tests.support.issuer import AUDIENCE, LocalIssuer
 from tests.support.service_process import ServiceProcess
+from tests.support.service_process import production_env as service_env
 
 ServiceFactory = Callable[..., ServiceProcess]
 
 
 def production_env(issuer: LocalIssuer, home: Path, **extra: str) -> dict[str, str]:
     """The settings App Service gives the service, pointed at the local issuer; `extra` overrides."""
-    return {
-        "APP_ENV": "production",
-        "AUTH_ISSUER": issuer.url,
-        "AUTH_AUDIENCE": AUDIENCE,
-        "HOME": str(home),
-        "LOG_LEVEL": "WARNING",
-        **extra,
-    }
+    return service_env(issuer.url, AUDIENCE, home, **{"LOG_LEVEL": "WARNING", **extra})
 
 
 @pytest.fixture

@@ -7,15 +7,12 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from service.config import Settings
-from service.main import create_app
 from tests.reliability.conftest import ServiceFactory, bearer
 from tests.reliability.figures import report
 from tests.support.issuer import LocalIssuer
@@ -71,13 +68,6 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(
     )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     assert '"status": 500' not in service.logs()
-
-
-@pytest.fixture
-def client(settings: Settings) -> Iterator[TestClient]:
-    """The app in process (lifespan run) on the backend under test: SQLite, then Postgres."""
-    with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
-        yield test_client
 
 
 def test_every_error_response_is_documented_as_a_problem_document(client: TestClient) -> None:

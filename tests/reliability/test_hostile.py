@@ -12,8 +12,6 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from service.config import Settings
-from service.main import create_app
 from tests.reliability.conftest import ServiceFactory, bearer
 from tests.reliability.figures import backend, report
 from tests.support.issuer import LocalIssuer
@@ -35,13 +33,6 @@ SQL_METACHARACTERS = [
 BODY_TIMEOUT_SECONDS = 2.0
 # A refusal must come back well within this, whatever the request (the slow upload: its timeout plus this).
 ANSWER_WITHIN_SECONDS = 3.0
-
-
-@pytest.fixture
-def client(settings: Settings) -> Iterator[TestClient]:
-    """The app in process (lifespan run) on the backend under test: SQLite, then Postgres."""
-    with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
-        yield test_client
 
 
 def test_sql_metacharacters_in_every_string_field_are_stored_verbatim(

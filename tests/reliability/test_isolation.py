@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
 
-from service.config import Settings
-from service.main import create_app
 from tests.reliability.conftest import bearer
 from tests.reliability.figures import backend, report
 from tests.support.issuer import LocalIssuer
 
 pytestmark = pytest.mark.reliability
-
-
-@pytest.fixture
-def client(settings: Settings) -> Iterator[TestClient]:
-    """The app in process (lifespan run) on the backend under test: SQLite, then Postgres."""
-    with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
-        yield test_client
 
 
 def test_callers_cannot_reach_each_others_items(

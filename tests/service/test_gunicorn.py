@@ -11,19 +11,13 @@ import pytest
 
 from tests.support.issuer import AUDIENCE, LocalIssuer
 from tests.support.postgres import PostgresServer
-from tests.support.service_process import ServiceProcess
+from tests.support.service_process import ServiceProcess, production_env
 
 pytestmark = pytest.mark.slow
 
 
 def _production_env(issuer: LocalIssuer, home: Path, **extra: str) -> dict[str, str]:
-    return {
-        "APP_ENV": "production",
-        "AUTH_ISSUER": issuer.url,
-        "AUTH_AUDIENCE": AUDIENCE,
-        "HOME": str(home),
-        **extra,
-    }
+    return production_env(issuer.url, AUDIENCE, home, **extra)
 
 
 def test_serves_the_api_on_the_embedded_sqlite_default(issuer: LocalIssuer, tmp_path: Path) -> None:

@@ -25,6 +25,17 @@ from tests.support.postgres import free_port
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
+def production_env(issuer_url: str, audience: str, home: Path, **extra: str) -> dict[str, str]:
+    """What App Service gives the service (the stack's app settings, HOME), pointed at a local issuer."""
+    return {
+        "APP_ENV": "production",
+        "AUTH_ISSUER": issuer_url,
+        "AUTH_AUDIENCE": audience,
+        "HOME": str(home),
+        **extra,
+    }
+
+
 @dataclass
 class ServiceProcess:
     env: Mapping[str, str]
