@@ -94,3 +94,13 @@ async def store(settings: Settings) -> AsyncIterator[Store]:
     await opened.migrate()
     yield opened
     await opened.close()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The reliability suites' figures, in the test log whatever pytest captured."""
+    from tests.reliability.figures import REPORTED
+
+    if REPORTED:
+        terminalreporter.section("reliability figures")
+        for line in REPORTED:
+            terminalreporter.write_line(line)

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+# Every line reported in this run; tests/conftest.py prints them again in the session summary, where
+# they show even though pytest captures the output of passing tests.
+REPORTED: list[str] = []
+
 
 def report(suite: str, **values: object) -> str:
     """Print (and return) one FIGURES line; floats get three decimals, mappings become `k:v,k:v`."""
     line = f"FIGURES {suite}: {' '.join(f'{key}={_format(value)}' for key, value in values.items())}"
     print(line, flush=True)
+    REPORTED.append(line)
     return line
 
 
