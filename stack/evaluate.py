@@ -7,9 +7,11 @@ mock engine that records every resource it declares. `backend-iac plan` and the 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import runpy
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -235,6 +237,44 @@ def run_under_mocks(program: Any, *, stack: str, config: Mapping[str, str]) -> E
     Resets Pulumi's process-wide runtime state first (root stack resource, settings, config), so it
     may be called many times in one process, one evaluation after another.
     """
+    # Every event loop made while evaluating is closed when done. Pulumi's mocks answer each RPC in an
+    # executor thread that makes itself a loop; left to the garbage collector at interpreter exit, those
+    # loops sometimes print an "Exception ignored" traceback after a perfectly good run.
+    previous_policy = asyncio.get_event_loop_policy()
+    policy = _ClosingPolicy()
+    asyncio.set_event_loop_policy(policy)
+    loop = asyncio.new_event_loop()
+    executor = ThreadPoolExecutor(thread_name_prefix="pulumi-mocks")
+    loop.set_default_executor(executor)
+    asyncio.set_event_loop(loop)
+    try:
+        return _evaluate(program, stack=stack, config=config)
+    finally:
+        executor.shutdown(wait=True)
+        policy.close_all()
+        asyncio.set_event_loop_policy(previous_policy)
+
+
+class _ClosingPolicy(asyncio.DefaultEventLoopPolicy):
+    """The default policy, remembering each loop it makes so that they can all be closed together."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._made: list[asyncio.AbstractEventLoop] = []
+
+    def new_event_loop(self) -> asyncio.AbstractEventLoop:
+        loop = super().new_event_loop()
+        self._made.append(loop)
+        return loop
+
+    def close_all(self) -> None:
+        for loop in self._made:
+            if not loop.is_running() and not loop.is_closed():
+                loop.close()
+        self._made.clear()
+
+
+def _evaluate(program: Any, *, stack: str, config: Mapping[str, str]) -> Evaluation:
     import pulumi
     from pulumi.runtime import config as runtime_config
     from pulumi.runtime import settings
