@@ -73,26 +73,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         # when Python flushes stdout at exit.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
-    finally:
-        _close_default_event_loop()
-
-
-def _close_default_event_loop() -> None:
-    """Close the loop Pulumi's synchronous helpers (plan, doctor) ran on and left open.
-
-    Left to the garbage collector at interpreter exit, it sometimes tries to close an already closed
-    self-pipe and prints an "Exception ignored" traceback after a perfectly good run.
-    """
-    if "pulumi" not in sys.modules:
-        return
-    import asyncio
-
-    try:
-        loop = asyncio.get_event_loop_policy().get_event_loop()
-    except RuntimeError:
-        return
-    if not loop.is_running() and not loop.is_closed():
-        loop.close()
 
 
 if __name__ == "__main__":
