@@ -35,7 +35,7 @@ def _key_source(settings: Settings) -> KeySource:
     )
 
 
-def _document_bearer_auth(app: FastAPI) -> None:
+def _complete_openapi_document(app: FastAPI) -> None:
     """Declare the bearer scheme in the OpenAPI document (routes read the header themselves, for speed),
     and document every error response as what it is: a problem document."""
     generate = app.openapi
@@ -118,7 +118,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="The example backend that backend-iac deploys to Azure App Service.",
         lifespan=lifespan,
     )
-    _document_bearer_auth(app)
+    _complete_openapi_document(app)
     install_problem_handlers(app)
     app.include_router(health.router)
     app.include_router(version.router)
