@@ -2,8 +2,9 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
+# uv uses the machine's Python (3.11 or newer, per requires-python), never a downloaded build.
+# Pick one with UV_PYTHON=3.12 when several are installed.
 export UV_PYTHON_DOWNLOADS := never
-export UV_PYTHON ?= 3.11
 export PYTHONDONTWRITEBYTECODE := 1
 
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
