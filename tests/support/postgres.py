@@ -165,16 +165,30 @@ class PostgresServer:
         raise TimeoutError(msg)
 
     def processes(self) -> list[int]:
-        """The postmaster and every process it started (backends, checkpointer, ...)."""
+        """The postmaster and every process it started (backends, checkpointer, ...).
+
+        Read from each process's own parent pid: /proc/<pid>/task/<pid>/children can miss a child of a
+        running process (the kernel documents it as reliable only for a stopped one).
+        """
         postmaster = int((self.data_dir / "postmaster.pid").read_text().split()[0])
-        children = Path(f"/proc/{postmaster}/task/{postmaster}/children").read_text().split()
-        return [postmaster, *(int(child) for child in children)]
+        children = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue  # the process ended while we looked
+            if int(fields[1]) == postmaster:  # fields: state, ppid, ...
+                children.append(int(stat.parent.name))
+        return [postmaster, *children]
 
     @contextmanager
     def frozen(self) -> Iterator[None]:
         """The server stops answering but keeps every connection open (SIGSTOP), until the block ends."""
+        # The postmaster first: once it is stopped it cannot start a backend we would miss.
+        postmaster, *_ = self.processes()
+        os.kill(postmaster, signal.SIGSTOP)
         stopped = self.processes()
-        for pid in stopped:
+        for pid in stopped[1:]:
             os.kill(pid, signal.SIGSTOP)
         try:
             yield
