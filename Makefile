@@ -10,7 +10,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 RUN := $(UV) run --locked
 
-.PHONY: help bootstrap serve token test lint typecheck pytest bench plan migrate postgres-binaries wrk
+.PHONY: help bootstrap serve token test lint typecheck pytest bench bench-tools plan migrate postgres-binaries wrk
 
 help:
 	@echo "make serve   run the service locally as App Service runs it (SQLite, development tokens)"
@@ -18,6 +18,7 @@ help:
 	@echo "make token   mint a development bearer token for make serve"
 	@echo "make bench   benchmark the service against a bare FastAPI app (wrk on loopback)"
 	@echo "make plan    print the dev stack's resources, policy verdict and cost, offline"
+	@echo "make bench-tools  time the offline tools (mock evaluation, plan, doctor) against their budgets"
 
 # uv from PyPI: into the user's site, or (a Debian Python that refuses user installs, PEP 668) into a
 # private virtualenv under .tools/. Either way $(UV) ends up pointing at it.
@@ -71,6 +72,9 @@ test: lint typecheck pytest
 
 bench: bootstrap postgres-binaries wrk
 	$(RUN) python -m bench.run
+
+bench-tools: bootstrap
+	$(RUN) python -m bench.offline_tools
 
 plan: bootstrap
 	$(RUN) backend-iac plan --stack dev
