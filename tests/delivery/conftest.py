@@ -18,7 +18,7 @@ import pytest
 from delivery.package import uv_executable
 from tests.delivery.commands import REPO_ROOT, backend_iac, head_commit
 from tests.support.issuer import AUDIENCE, LocalIssuer
-from tests.support.service_process import ServiceProcess
+from tests.support.service_process import ServiceProcess, production_env
 
 
 @dataclass(frozen=True)
@@ -118,14 +118,8 @@ def app_service_environment(issuer: LocalIssuer, home: Path, bin_dir: Path, **ex
     PATH holds the artifact's virtualenv and the system only: nothing from the repository's own .venv can
     stand in for a dependency the artifact lacks.
     """
-    return {
-        "PATH": os.pathsep.join([str(bin_dir), "/usr/local/bin", "/usr/bin", "/bin"]),
-        "APP_ENV": "production",
-        "AUTH_ISSUER": issuer.url,
-        "AUTH_AUDIENCE": AUDIENCE,
-        "HOME": str(home),
-        **extra,
-    }
+    path = os.pathsep.join([str(bin_dir), "/usr/local/bin", "/usr/bin", "/bin"])
+    return production_env(issuer.url, AUDIENCE, home, PATH=path, **extra)
 
 
 @pytest.fixture
