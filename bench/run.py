@@ -20,7 +20,7 @@ import httpx
 
 from tests.support.issuer import AUDIENCE, LocalIssuer
 from tests.support.postgres import PostgresServer
-from tests.support.service_process import ServiceProcess
+from tests.support.service_process import ServiceProcess, production_env
 
 BARE_COMMAND = "gunicorn --config python:service.gunicorn_conf bench.bare_app:app"
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     token = issuer.mint(ttl=3600)
     auth = {"Authorization": f"Bearer {token}"}
     home = Path(tempfile.mkdtemp(prefix="backend-iac-bench-"))
-    env = {"APP_ENV": "production", "AUTH_ISSUER": issuer.url, "AUTH_AUDIENCE": AUDIENCE, "HOME": str(home)}
+    env = production_env(issuer.url, AUDIENCE, home)
     postgres = PostgresServer()
     results: list[WrkResult] = []
     rss: dict[str, list[float]] = {}
@@ -123,50 +123,26 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"wrk: {args.connections} connections, {args.seconds} s per run, {args.workers} workers, loopback"
         )
+
+        def measure(name: str, url: str, headers: dict[str, str] | None = None) -> WrkResult:
+            return run_wrk(name, url, seconds=args.seconds, connections=args.connections, headers=headers)
+
         with ServiceProcess(env, command=BARE_COMMAND, workers=args.workers) as bare:
             run_wrk("warm-up", f"{bare.url}/healthz", seconds=2, connections=args.connections)
-            baseline = run_wrk(
-                "bare FastAPI /healthz",
-                f"{bare.url}/healthz",
-                seconds=args.seconds,
-                connections=args.connections,
-            )
+            baseline = measure("bare FastAPI /healthz", f"{bare.url}/healthz")
             rss["bare"] = worker_rss_mib(bare)
 
         with ServiceProcess(env, workers=args.workers) as service:
             item = _create_item(service, token)
             run_wrk("warm-up", f"{service.url}/healthz", seconds=2, connections=args.connections)
-            results.append(
-                run_wrk(
-                    "service /healthz",
-                    f"{service.url}/healthz",
-                    seconds=args.seconds,
-                    connections=args.connections,
-                )
-            )
-            results.append(
-                run_wrk(
-                    "service GET item (SQLite, auth)",
-                    service.url + item,
-                    seconds=args.seconds,
-                    connections=args.connections,
-                    headers=auth,
-                )
-            )
+            results.append(measure("service /healthz", f"{service.url}/healthz"))
+            results.append(measure("service GET item (SQLite, auth)", service.url + item, auth))
             rss["service on SQLite"] = worker_rss_mib(service)
 
         with ServiceProcess({**env, "DATABASE_URL": postgres_url}, workers=args.workers) as service:
             item = _create_item(service, token)
             run_wrk("warm-up", service.url + item, seconds=2, connections=args.connections, headers=auth)
-            results.append(
-                run_wrk(
-                    "service GET item (Postgres, auth)",
-                    service.url + item,
-                    seconds=args.seconds,
-                    connections=args.connections,
-                    headers=auth,
-                )
-            )
+            results.append(measure("service GET item (Postgres, auth)", service.url + item, auth))
             rss["service on Postgres"] = worker_rss_mib(service)
     finally:
         postgres.destroy()
