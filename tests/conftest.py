@@ -15,6 +15,7 @@ from service.db.store import Store
 from service.main import create_app
 from tests.support.issuer import AUDIENCE, LocalIssuer
 from tests.support.postgres import PostgresServer
+from tests.support.tcp_proxy import FreezableProxy
 
 
 @pytest.fixture(scope="session")
@@ -32,6 +33,13 @@ def postgres_server() -> Iterator[PostgresServer]:
 def postgres_url(postgres_server: PostgresServer) -> str:
     """A fresh, empty database for one test."""
     return postgres_server.create_database(f"t_{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture
+def postgres_proxy(postgres_server: PostgresServer) -> Iterator[FreezableProxy]:
+    """A loopback relay in front of the server that can freeze: the server stops answering, connections stay open."""
+    with FreezableProxy(postgres_server.port) as proxy:
+        yield proxy
 
 
 @pytest.fixture(scope="session")

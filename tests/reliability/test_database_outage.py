@@ -17,6 +17,7 @@ from tests.reliability.conftest import ServiceFactory, bearer, worker_pids
 from tests.reliability.figures import report
 from tests.support.issuer import LocalIssuer
 from tests.support.postgres import PostgresServer
+from tests.support.tcp_proxy import FreezableProxy
 
 pytestmark = [pytest.mark.reliability, pytest.mark.postgres]
 
@@ -179,12 +180,18 @@ FROZEN_STATEMENT_TIMEOUT_SECONDS = 2.0
 
 
 def test_frozen_database_answers_503_within_the_statement_timeout(
-    start_service: ServiceFactory, postgres_server: PostgresServer, postgres_url: str, issuer: LocalIssuer
+    start_service: ServiceFactory,
+    postgres_server: PostgresServer,
+    postgres_proxy: FreezableProxy,
+    postgres_url: str,
+    issuer: LocalIssuer,
 ) -> None:
-    """A database that stops answering but keeps its connections open (frozen) costs a request at most
-    DATABASE_STATEMENT_TIMEOUT and a 503, never a hung request; the service recovers when it thaws."""
+    """A database that stops answering but keeps its connections open (frozen: the relay in front of it holds
+    every byte) costs a request at most DATABASE_STATEMENT_TIMEOUT and a 503, never a hung request; the
+    service recovers when it thaws."""
     service = start_service(
-        DATABASE_URL=postgres_url, DATABASE_STATEMENT_TIMEOUT=str(FROZEN_STATEMENT_TIMEOUT_SECONDS)
+        DATABASE_URL=postgres_proxy.url(postgres_url),
+        DATABASE_STATEMENT_TIMEOUT=str(FROZEN_STATEMENT_TIMEOUT_SECONDS),
     )
     headers = bearer(issuer.mint(subject="frozen-writer"))
     with httpx.Client(base_url=service.url, headers=headers, timeout=30.0) as client:
@@ -192,7 +199,7 @@ def test_frozen_database_answers_503_within_the_statement_timeout(
         acknowledged = {response.json()["id"] for response in warm if response.status_code == 201}
         assert len(acknowledged) == len(warm)
 
-        with postgres_server.frozen():
+        with postgres_proxy.frozen():
             time.sleep(1.5)  # pooled connections now idle long enough to be checked (and hang) first
             calls = [("POST", "/api/v1/items", {"name": "frozen"}), ("GET", "/api/v1/items", None)] * 3
             calls.append(("GET", "/readyz", None))

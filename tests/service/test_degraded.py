@@ -13,7 +13,8 @@ from service.db.errors import DatabaseUnavailable
 from service.db.postgres import PostgresStore
 from service.main import create_app
 from tests.support.issuer import AUDIENCE, LocalIssuer, new_key
-from tests.support.postgres import PostgresServer, free_port
+from tests.support.postgres import free_port
+from tests.support.tcp_proxy import FreezableProxy
 
 
 @pytest.fixture
@@ -69,14 +70,14 @@ def test_unreachable_identity_provider_gives_401_not_500(tmp_path: object) -> No
 @pytest.mark.anyio
 @pytest.mark.postgres
 async def test_migration_against_a_frozen_database_gives_up_at_its_deadline(
-    postgres_server: PostgresServer, postgres_url: str
+    postgres_proxy: FreezableProxy, postgres_url: str
 ) -> None:
     """A server that stops answering cannot hang start-up: migrating gives up at the deadline, cleanly."""
-    store = PostgresStore(postgres_url, pool_timeout=1.0, migration_deadline=1.5)
+    store = PostgresStore(postgres_proxy.url(postgres_url), pool_timeout=1.0, migration_deadline=1.5)
     try:
         await store.migrate()  # connected and current before the freeze
         store._schema_ready = False  # as if this worker had started while the database was away
-        with postgres_server.frozen():
+        with postgres_proxy.frozen():
             started = time.monotonic()
             with pytest.raises(
                 DatabaseUnavailable,

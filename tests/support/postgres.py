@@ -11,13 +11,10 @@ import glob
 import os
 import pwd
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -163,38 +160,6 @@ class PostgresServer:
             time.sleep(0.1)
         msg = f"PostgreSQL did not accept connections on port {self.port} within {timeout}s"
         raise TimeoutError(msg)
-
-    def processes(self) -> list[int]:
-        """The postmaster and every process it started (backends, checkpointer, ...).
-
-        Read from each process's own parent pid: /proc/<pid>/task/<pid>/children can miss a child of a
-        running process (the kernel documents it as reliable only for a stopped one).
-        """
-        postmaster = int((self.data_dir / "postmaster.pid").read_text().split()[0])
-        children = []
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            try:
-                fields = stat.read_text().rsplit(")", 1)[1].split()
-            except (OSError, IndexError):
-                continue  # the process ended while we looked
-            if int(fields[1]) == postmaster:  # fields: state, ppid, ...
-                children.append(int(stat.parent.name))
-        return [postmaster, *children]
-
-    @contextmanager
-    def frozen(self) -> Iterator[None]:
-        """The server stops answering but keeps every connection open (SIGSTOP), until the block ends."""
-        # The postmaster first: once it is stopped it cannot start a backend we would miss.
-        postmaster, *_ = self.processes()
-        os.kill(postmaster, signal.SIGSTOP)
-        stopped = self.processes()
-        for pid in stopped[1:]:
-            os.kill(pid, signal.SIGSTOP)
-        try:
-            yield
-        finally:
-            for pid in stopped:
-                os.kill(pid, signal.SIGCONT)
 
     def destroy(self) -> None:
         self.stop("immediate")
