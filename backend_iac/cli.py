@@ -15,10 +15,10 @@ from typing import cast
 
 # command -> "module:function"; the function takes the parsed arguments and returns the exit code.
 COMMANDS: dict[str, str] = {
-    "plan": "stack.plan:run",
-    "doctor": "stack.doctor.command:run",
-    "package": "delivery.package:run",
-    "verify": "delivery.verify:run",
+    "plan": "backend_iac.plan:run",
+    "doctor": "backend_iac.doctor.command:run",
+    "package": "backend_iac.package:run",
+    "verify": "backend_iac.verify:run",
     "migrate": "service.db.migrations:run",
 }
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 EVALUATE = (
-    "from pathlib import Path; from stack.evaluate import evaluate_stack; "
+    "from pathlib import Path; from backend_iac.evaluate import evaluate_stack; "
     f"evaluate_stack(Path({str(REPO)!r}), 'dev')"
 )
 

@@ -242,7 +242,7 @@ DEFAULT_CONFIG: Final[Mapping[str, Mapping[str, Any]]] = {
 
 
 class Declared(Protocol):
-    """A declared resource: its type token, logical name and inputs (stack.evaluate.DeclaredResource fits)."""
+    """A declared resource: its type token, logical name and inputs (backend_iac.evaluate.DeclaredResource fits)."""
 
     @property
     def type(self) -> str: ...

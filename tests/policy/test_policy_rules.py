@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
+from backend_iac.evaluate import Evaluation, evaluate_stack
 from policy.rules import POLICIES, check
-from stack.evaluate import Evaluation, evaluate_stack
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from stack.evaluate import Evaluation, evaluate_stack
+from backend_iac.evaluate import Evaluation, evaluate_stack
 
 REPO = Path(__file__).resolve().parents[2]
 

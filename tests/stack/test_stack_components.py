@@ -5,10 +5,10 @@ from __future__ import annotations
 import pulumi
 import pytest
 
+from backend_iac.evaluate import Evaluation, recording_mocks, recording_monitor, run_under_mocks
 from stack.components.github_oidc import GitHubOidc, GitHubOidcArgs
 from stack.components.postgres import PostgresDatabase, PostgresDatabaseArgs
 from stack.components.web_app import WebApp, WebAppArgs
-from stack.evaluate import Evaluation, recording_mocks, recording_monitor, run_under_mocks
 from stack.github_subjects import subjects_for
 
 TAGS = {"project": "backend-iac", "stack": "unit", "managed-by": "pulumi"}

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from backend_iac.evaluate import DeclaredResource, Evaluation, StackFileError, evaluate_stack
 from service.startup import STARTUP_COMMAND
 from stack.config import StackConfigError
-from stack.evaluate import DeclaredResource, Evaluation, StackFileError, evaluate_stack
 from tests.stack.conftest import REPO, Evaluate
 
 WEB_APP = "azure-native:web:WebApp"
@@ -306,7 +306,7 @@ def test_program_itself_refuses_invalid_config_with_a_run_error() -> None:
 
     import pulumi
 
-    from stack.evaluate import run_under_mocks
+    from backend_iac.evaluate import run_under_mocks
 
     config = {
         "azure-native:location": "westeurope",

@@ -1,0 +1,124 @@
+"""Config: the stack's settings as the program validates them, and options that contradict each other."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Final
+
+from backend_iac.doctor.findings import Finding, Severity
+from backend_iac.doctor.repository import POSTGRES_SERVER, Repository
+
+# The program's own validation (stack/config.py) names the bad key; the doctor gives each a stable code.
+_CODE_FOR_KEY: Final = {
+    "backend-iac:githubRepository": "config-repository-malformed",
+    "backend-iac:appServiceSku": "config-sku-unknown",
+    "backend-iac:pythonVersion": "config-python-version",
+    "backend-iac:postgresAuth": "config-options-contradictory",
+    "backend-iac:githubBranches": "config-subjects-invalid",
+    "backend-iac:githubTags": "config-subjects-invalid",
+    "backend-iac:githubEnvironments": "config-subjects-invalid",
+    "backend-iac:githubSubjectPrefix": "config-subjects-invalid",
+}
+_PASSWORD_IN_URL = re.compile(r"^postgres(?:ql)?://[^/@:]+:[^/@]+@")
+
+
+def _finding(code: str, severity: Severity, file: str, line: int | None, message: str, fix: str) -> Finding:
+    return Finding(code, severity, "config", file, line, message, fix)
+
+
+def _evaluation_problems(repository: Repository) -> Iterator[Finding]:
+    for key, problem in repository.evaluation_problems.items():
+        if not key:
+            yield _finding(
+                "stack-evaluation-failed",
+                "error",
+                repository.stack_file_name,
+                None,
+                f"{problem}; identity and runtime checks were skipped",
+                "run `backend-iac plan --stack "
+                f"{repository.stack}` for the program's own message and fix what it names",
+            )
+            continue
+        file, line = repository.config_location(key)
+        if "secure value cannot be read offline" in problem:
+            yield _finding(
+                "stack-not-evaluated",
+                "warning",
+                file,
+                line,
+                f"{key}: a `secure:` value cannot be decrypted offline, so the program was not evaluated; "
+                "identity and runtime checks were skipped",
+                "keep secrets out of stack config (the stack generates the ones it needs), or run the "
+                "doctor on a stack without secure values",
+            )
+            continue
+        code = _CODE_FOR_KEY.get(key, "config-invalid")
+        if key == "backend-iac:postgresAuth" and "needs" not in problem:
+            code = "config-invalid"
+        yield _finding(
+            code,
+            "error",
+            file,
+            line,
+            f"{key}: {problem} (the program refuses it, so identity and runtime checks were skipped)",
+            f"fix {key.removeprefix('backend-iac:')} in {file}; `pulumi up` refuses the same value",
+        )
+
+
+def _postgres(repository: Repository) -> Iterator[Finding]:
+    settings = repository.app_settings
+    file, line = repository.config_location("backend-iac:postgresAuth")
+    for server in repository.resources(POSTGRES_SERVER):
+        auth = server.inputs.get("authConfig") or {}
+        password_on = auth.get("passwordAuth") == "Enabled"
+        if password_on and "administratorLoginPassword" not in server.secret_paths:
+            yield _finding(
+                "postgres-password-not-secret",
+                "error",
+                file,
+                line,
+                f"PostgreSQL server {server.name} uses password authentication, but its administrator "
+                "password is not a Pulumi secret: it is stored in plain text in the state",
+                "generate the password (pulumi-random) and wrap it with pulumi.Output.secret",
+            )
+        database_auth = settings.get("DATABASE_AUTH", "")
+        if not password_on and database_auth != "managed-identity":
+            yield _finding(
+                "config-options-contradictory",
+                "error",
+                file,
+                line,
+                f"PostgreSQL server {server.name} has password authentication off, but the web app's "
+                f"DATABASE_AUTH is {database_auth or 'unset'!r}: the service would sign in with a password "
+                "the server refuses",
+                "set DATABASE_AUTH=managed-identity with password authentication off, or postgresAuth: password",
+            )
+    url = settings.get("DATABASE_URL", "")
+    if _PASSWORD_IN_URL.match(url):
+        yield _finding(
+            "postgres-password-in-setting",
+            "error",
+            file,
+            line,
+            "the web app's DATABASE_URL app setting carries a password in plain text: anyone who can read "
+            "the app's configuration can read it",
+            "keep the URL in Key Vault and set DATABASE_URL to @Microsoft.KeyVault(SecretUri=...), or use "
+            "postgresAuth: managed-identity",
+        )
+    if settings.get("DATABASE_AUTH") == "managed-identity" and not url.startswith(
+        ("postgresql://", "postgres://")
+    ):
+        yield _finding(
+            "config-options-contradictory",
+            "error",
+            file,
+            line,
+            "the web app's DATABASE_AUTH is managed-identity but DATABASE_URL is not a postgresql:// URL: the "
+            "service refuses to start",
+            "set DATABASE_URL to the server's postgresql:// URL, or drop DATABASE_AUTH",
+        )
+
+
+def check(repository: Repository) -> list[Finding]:
+    return [*_evaluation_problems(repository), *_postgres(repository)]

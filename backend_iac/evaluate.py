@@ -1,0 +1,338 @@
+"""Evaluate the real Pulumi program offline, under Pulumi's mocks, for one stack's config file.
+
+No Pulumi CLI, no cloud credentials: the program in `stack/__main__.py` runs in this process against a
+mock engine that records every resource it declares. `backend-iac plan` and the doctor build on
+`evaluate_stack`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import runpy
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import yaml
+
+from stack.config import LOCATION_KEY, PROJECT, StackConfigError, parse_stack_config
+
+_FAKE_SUBSCRIPTION: Final = "00000000-0000-0000-0000-00000000aaaa"
+_FAKE_TENANT: Final = "00000000-0000-0000-0000-00000000bbbb"
+_CLIENT_CONFIG_FUNCTION: Final = "azure-native:authorization:getClientConfig"
+_FEDERATED_CREDENTIAL: Final = "azure-native:managedidentity:FederatedIdentityCredential"
+
+
+class StackFileError(Exception):
+    """Pulumi.yaml or Pulumi.<stack>.yaml is missing or unreadable."""
+
+
+@dataclass(frozen=True)
+class DeclaredResource:
+    """One resource the program declares: its Pulumi type token, logical name and inputs (camelCase)."""
+
+    type: str
+    name: str
+    inputs: Mapping[str, Any]
+    # Dotted input paths whose values are Pulumi secrets (shown as "[secret]" by the plan).
+    secret_paths: frozenset[str] = frozenset()
+    # Logical names of the resources this one waits for (through its inputs or depends_on), sorted.
+    depends_on: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What the program declared for one stack: resources in registration order, outputs, sorted OIDC subjects."""
+
+    stack: str
+    resources: tuple[DeclaredResource, ...]
+    outputs: Mapping[str, Any]
+    federated_subjects: tuple[str, ...] = field(default=())
+
+    def of_type(self, resource_type: str) -> list[DeclaredResource]:
+        return [resource for resource in self.resources if resource.type == resource_type]
+
+
+def _pulumi_config_string(value: object) -> str:
+    """Render a YAML config value as the Pulumi CLI hands it to a program."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | dict):
+        return json.dumps(value)
+    return str(value)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        msg = f"{path}: not found"
+        raise StackFileError(msg) from None
+    except (OSError, yaml.YAMLError) as error:
+        msg = f"{path}: unreadable ({error})"
+        raise StackFileError(msg) from None
+    if not isinstance(document, dict):
+        msg = f"{path}: expected a mapping at the top level"
+        raise StackFileError(msg)
+    return document
+
+
+def stack_config_values(root: Path, stack: str) -> dict[str, str]:
+    """Pulumi.yaml's defaults overlaid with Pulumi.<stack>.yaml's values: qualified key -> config string.
+
+    Secure (`secure:`) values cannot be decrypted offline and are refused: this stack declares none.
+    """
+    project = _read_yaml(root / "Pulumi.yaml")
+    values: dict[str, str] = {}
+    declared = project.get("config") or {}
+    for name, spec in declared.items():
+        key = name if ":" in name else f"{PROJECT}:{name}"
+        if isinstance(spec, dict) and "default" in spec:
+            values[key] = _pulumi_config_string(spec["default"])
+        elif isinstance(spec, dict) and "value" in spec:
+            values[key] = _pulumi_config_string(spec["value"])
+    stack_file = _read_yaml(root / f"Pulumi.{stack}.yaml")
+    for key, value in (stack_file.get("config") or {}).items():
+        if isinstance(value, dict) and "secure" in value:
+            msg = f"{key}: a secure value cannot be read offline"
+            raise StackConfigError({key: msg})
+        values[key if ":" in key else f"{PROJECT}:{key}"] = _pulumi_config_string(value)
+    return values
+
+
+def _secret_paths(value: Any, path: str = "") -> set[str]:
+    from pulumi.runtime import rpc
+
+    found: set[str] = set()
+    if isinstance(value, dict):
+        if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
+            return {path}
+        for key, item in value.items():
+            found |= _secret_paths(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found |= _secret_paths(item, f"{path}[{index}]")
+    return found
+
+
+def _unwrap_secrets(value: Any) -> Any:
+    """Plain values: secrets unwrapped, and whole numbers back to int (the wire carries every number as a double)."""
+    from pulumi.runtime import rpc
+
+    if isinstance(value, dict):
+        if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
+            return _unwrap_secrets(value.get("value"))
+        return {key: _unwrap_secrets(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_unwrap_secrets(item) for item in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _mock_outputs(resource_type: str, name: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    """Plausible values for the outputs the program reads (names, hosts, identity ids), from the inputs.
+
+    Pulumi fills every output not returned here from the input of the same name, which breaks where
+    ARM's output shape differs from its input: a web app's identities go in as a list, come back a map.
+    """
+    outputs: dict[str, Any] = {}
+    name_input = {
+        "azure-native:resources:ResourceGroup": "resourceGroupName",
+        "azure-native:dbforpostgresql:Server": "serverName",
+        "azure-native:keyvault:Vault": "vaultName",
+        "azure-native:managedidentity:UserAssignedIdentity": "resourceName",
+    }.get(resource_type, "name")
+    azure_name = str(inputs.get(name_input) or name)
+    outputs["name"] = azure_name
+    if resource_type == "azure-native:web:WebApp":
+        outputs["defaultHostName"] = f"{azure_name}.azurewebsites.net"
+        identity = inputs.get("identity") or {}
+        outputs["identity"] = {
+            "type": identity.get("type"),
+            "userAssignedIdentities": {str(key): {} for key in identity.get("userAssignedIdentities") or []},
+        }
+    elif resource_type == "azure-native:dbforpostgresql:Server":
+        outputs["fullyQualifiedDomainName"] = f"{azure_name}.postgres.database.azure.com"
+    elif resource_type == "azure-native:managedidentity:UserAssignedIdentity":
+        outputs["clientId"] = f"client-id-of-{azure_name}"
+        outputs["principalId"] = f"principal-id-of-{azure_name}"
+    elif resource_type == "azure-native:keyvault:Secret":
+        outputs["properties"] = {
+            "secretUri": f"https://vault.vault.azure.net/secrets/{inputs.get('secretName', name)}",
+        }
+    elif resource_type == "random:index/randomPassword:RandomPassword":
+        outputs["result"] = "mock" + "x" * 28
+    return outputs
+
+
+def recording_mocks(recorded: list[DeclaredResource]) -> Any:
+    """Mocks that append every declared resource to `recorded` and answer getClientConfig.
+
+    Pass them to `recording_monitor` too, or secret inputs are recorded without their secret mark.
+    """
+    import pulumi
+
+    noted: dict[tuple[str, str], tuple[frozenset[str], tuple[str, ...]]] = {}
+
+    class RecordingMocks(pulumi.runtime.Mocks):
+        def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[Any, Any]]:
+            recorded.append(
+                DeclaredResource(
+                    type=args.typ,
+                    name=args.name,
+                    inputs=_unwrap_secrets(args.inputs),
+                    secret_paths=noted.get((args.typ, args.name), (frozenset(), ()))[0],
+                    depends_on=noted.pop((args.typ, args.name), (frozenset(), ()))[1],
+                )
+            )
+            outputs = _mock_outputs(args.typ, args.name, _unwrap_secrets(args.inputs))
+            return f"/mock/{args.typ}/{args.name}", outputs
+
+        def call(
+            self, args: pulumi.runtime.MockCallArgs
+        ) -> tuple[dict[Any, Any], list[tuple[str, str]] | None]:
+            if args.token == _CLIENT_CONFIG_FUNCTION:
+                return {
+                    "subscriptionId": _FAKE_SUBSCRIPTION,
+                    "tenantId": _FAKE_TENANT,
+                    "clientId": "mock-client",
+                    "objectId": "mock-object",
+                }, []
+            return {}, []
+
+        def note(
+            self, type_: str, name: str, secret_paths: frozenset[str], depends_on: tuple[str, ...]
+        ) -> None:
+            noted[(type_, name)] = (secret_paths, depends_on)
+
+    return RecordingMocks()
+
+
+def recording_monitor(mocks: Any) -> Any:
+    """A mock monitor that tells `mocks` which inputs are secrets and what each resource depends on.
+
+    The mocks alone see secrets unwrapped and no dependencies.
+    """
+    from google.protobuf import json_format  # type: ignore[import-untyped]  # protobuf ships no stubs
+    from pulumi.runtime.mocks import MockMonitor
+
+    class RecordingMonitor(MockMonitor):
+        def RegisterResource(self, request: Any) -> Any:
+            raw = json_format.MessageToDict(request.object)
+            # A URN ends in "::<logical name>".
+            depends_on = tuple(sorted(str(urn).rsplit("::", 1)[-1] for urn in request.dependencies))
+            mocks.note(request.type, request.name, frozenset(_secret_paths(raw)), depends_on)
+            return super().RegisterResource(request)  # type: ignore[no-untyped-call]
+
+    return RecordingMonitor(mocks)
+
+
+def run_under_mocks(program: Any, *, stack: str, config: Mapping[str, str]) -> Evaluation:
+    """Run `program()` (which declares resources) under fresh mocks and config; collect what it declared.
+
+    Resets Pulumi's process-wide runtime state first (root stack resource, settings, config), so it
+    may be called many times in one process, one evaluation after another.
+    """
+    # Every event loop made while evaluating is closed when done. Pulumi's mocks answer each RPC in an
+    # executor thread that makes itself a loop; left to the garbage collector at interpreter exit, those
+    # loops sometimes print an "Exception ignored" traceback after a perfectly good run.
+    previous_policy = asyncio.get_event_loop_policy()
+    policy = _ClosingPolicy()
+    asyncio.set_event_loop_policy(policy)
+    loop = asyncio.new_event_loop()
+    executor = ThreadPoolExecutor(thread_name_prefix="pulumi-mocks")
+    loop.set_default_executor(executor)
+    asyncio.set_event_loop(loop)
+    try:
+        return _evaluate(program, stack=stack, config=config)
+    finally:
+        executor.shutdown(wait=True)
+        policy.close_all()
+        asyncio.set_event_loop_policy(previous_policy)
+
+
+class _ClosingPolicy(asyncio.DefaultEventLoopPolicy):
+    """The default policy, remembering each loop it makes so that they can all be closed together."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._made: list[asyncio.AbstractEventLoop] = []
+
+    def new_event_loop(self) -> asyncio.AbstractEventLoop:
+        loop = super().new_event_loop()
+        self._made.append(loop)
+        return loop
+
+    def close_all(self) -> None:
+        for loop in self._made:
+            if not loop.is_running() and not loop.is_closed():
+                loop.close()
+        self._made.clear()
+
+
+def _evaluate(program: Any, *, stack: str, config: Mapping[str, str]) -> Evaluation:
+    import pulumi
+    from pulumi.runtime import config as runtime_config
+    from pulumi.runtime import settings
+    from pulumi.runtime.stack import run_pulumi_func
+    from pulumi.runtime.sync_await import _sync_await
+
+    recorded: list[DeclaredResource] = []
+    settings.reset_options(project=PROJECT, stack=stack, preview=False)
+    runtime_config.set_all_config(dict(config), secret_keys=[])
+    mocks = recording_mocks(recorded)
+    pulumi.runtime.set_mocks(
+        mocks, project=PROJECT, stack=stack, preview=False, monitor=recording_monitor(mocks)
+    )
+    settings.SETTINGS.rpc_manager.clear()
+    settings.SETTINGS.outputs.clear()
+    root = settings.get_root_resource()
+    _sync_await(run_pulumi_func(program))
+    exported = dict(getattr(root, "outputs", {}) or {}) if root is not None else {}
+    outputs = {key: _sync_await(pulumi.Output.from_input(value).future()) for key, value in exported.items()}
+    resources = tuple(recorded)
+    subjects = tuple(
+        sorted(
+            str(resource.inputs.get("subject"))
+            for resource in resources
+            if resource.type == _FEDERATED_CREDENTIAL
+        )
+    )
+    return Evaluation(stack=stack, resources=resources, outputs=outputs, federated_subjects=subjects)
+
+
+def evaluate_stack(root: Path, stack: str) -> Evaluation:
+    """Evaluate the real program (`<root>/stack/__main__.py`) for `Pulumi.<stack>.yaml` under Pulumi's mocks.
+
+    Config is read as the Pulumi CLI would: Pulumi.yaml's declared defaults, overlaid with the stack
+    file's values. Returns every declared resource (type token, logical name, inputs with camelCase
+    keys as the engine and the policy pack see them, and which input paths are secrets), the stack
+    outputs, and the exact federated credential subjects.
+
+    Raises StackFileError when a config file is missing or unreadable, and StackConfigError (its
+    `problems` map each fully qualified key to what is wrong) when the config is invalid; both carry
+    a message fit to print without a traceback.
+    """
+    values = stack_config_values(root, stack)
+    # Validate before running anything: the program would raise the same error inside the engine.
+    parse_stack_config(
+        {
+            key.removeprefix(f"{PROJECT}:"): value
+            for key, value in values.items()
+            if key.startswith(f"{PROJECT}:")
+        },
+        stack=stack,
+        location=values.get(LOCATION_KEY),
+    )
+    program_dir = root / "stack"
+    if not (program_dir / "__main__.py").is_file():
+        program_dir = Path(__file__).resolve().parents[1] / "stack"
+
+    def program() -> None:
+        runpy.run_path(str(program_dir / "__main__.py"), run_name="__pulumi_program__")
+
+    return run_under_mocks(program, stack=stack, config=values)

@@ -1,0 +1,183 @@
+"""`backend-iac plan`: the stack's resources, the policy verdict and an estimated cost, with no credentials.
+
+Exit codes: 0 the stack passes the policy pack, 1 a policy is violated, 2 the config is unreadable or
+invalid (the message names the key).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final, TextIO
+
+SECRET: Final = "[secret]"  # noqa: S105 - the placeholder shown instead of a secret
+REPO_ROOT: Final = Path(__file__).resolve().parents[1]
+
+# The settings that matter, per type, for the text form (the JSON form carries every input).
+_HIGHLIGHTS: Final[Mapping[str, tuple[str, ...]]] = {
+    "azure-native:resources:ResourceGroup": ("resourceGroupName", "location"),
+    "azure-native:web:AppServicePlan": ("kind", "reserved", "sku.name", "sku.capacity"),
+    "azure-native:web:WebApp": (
+        "httpsOnly",
+        "siteConfig.linuxFxVersion",
+        "siteConfig.appCommandLine",
+        "siteConfig.minTlsVersion",
+        "siteConfig.ftpsState",
+        "siteConfig.http20Enabled",
+        "siteConfig.alwaysOn",
+        "siteConfig.healthCheckPath",
+        "siteConfig.appSettings",
+    ),
+    "azure-native:web:WebAppFtpAllowed": ("allow",),
+    "azure-native:web:WebAppScmAllowed": ("allow",),
+    "azure-native:dbforpostgresql:Server": (
+        "version",
+        "sku.name",
+        "storage.storageSizeGB",
+        "authConfig.activeDirectoryAuth",
+        "authConfig.passwordAuth",
+        "administratorLoginPassword",
+    ),
+    "azure-native:dbforpostgresql:FirewallRule": ("startIpAddress", "endIpAddress"),
+    "azure-native:dbforpostgresql:Configuration": ("configurationName", "value"),
+    "azure-native:dbforpostgresql:Database": ("databaseName",),
+    "azure-native:dbforpostgresql:Administrator": ("principalName", "principalType"),
+    "azure-native:managedidentity:FederatedIdentityCredential": ("subject",),
+    "azure-native:authorization:RoleAssignment": ("roleDefinitionId", "scope"),
+    "azure-native:keyvault:Vault": (
+        "properties.enableRbacAuthorization",
+        "properties.softDeleteRetentionInDays",
+    ),
+    "azure-native:keyvault:Secret": ("secretName", "properties.value"),
+}
+
+
+def _redact(value: Any, secret_paths: frozenset[str], path: str = "") -> Any:
+    """Replace every secret input with SECRET, so no plan output ever shows one."""
+    if path in secret_paths:
+        return SECRET
+    if isinstance(value, Mapping):
+        return {
+            key: _redact(item, secret_paths, f"{path}.{key}" if path else str(key))
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_redact(item, secret_paths, f"{path}[{index}]") for index, item in enumerate(value)]
+    return value
+
+
+def _lookup(inputs: Mapping[str, Any], dotted: str) -> Any:
+    value: Any = inputs
+    for part in dotted.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def _show(key: str, value: Any) -> str:
+    if key.endswith("appSettings") and isinstance(value, list):
+        return ", ".join(f"{item.get('name')}={item.get('value')}" for item in value)
+    if key.endswith("roleDefinitionId") and isinstance(value, str):
+        from stack import azure_roles
+
+        role = value.rsplit("/", 1)[-1]
+        return azure_roles.NAMES.get(role, role)
+    return json.dumps(value) if isinstance(value, bool | int | float) else str(value)
+
+
+def _print_text(report: Mapping[str, Any], out: TextIO) -> None:
+    resources = report["resources"]
+    out.write(
+        f"Stack {report['stack']}: {len(resources)} resources (evaluated offline under Pulumi mocks)\n\n"
+    )
+    for resource in resources:
+        out.write(f"{resource['type']}  {resource['name']}\n")
+        for key in _HIGHLIGHTS.get(resource["type"], ()):
+            value = _lookup(resource["inputs"], key)
+            if value is not None:
+                out.write(f"    {key}: {_show(key, value)}\n")
+    violations = report["violations"]
+    out.write("\nPolicy pack (policy/): ")
+    if not violations:
+        out.write("passed, no violations\n")
+    else:
+        out.write(f"{len(violations)} violation(s)\n")
+        for violation in violations:
+            where = (
+                f" {violation['resource_type']} {violation['resource_name']}:"
+                if violation["resource_name"]
+                else ""
+            )
+            out.write(f"  [{violation['policy']}]{where} {violation['message']}\n")
+    cost = report["estimate"]
+    out.write(f"\nEstimated monthly cost (estimate): ${report['monthly_cost_usd']:.2f} USD\n")
+    for item in cost["items"]:
+        out.write(f"    ${item['monthly_usd']:>8.2f}  {item['description']}\n")
+    for line in cost["unpriced"] + cost["notes"]:
+        out.write(f"    note: {line}\n")
+
+
+def build_report(root: Path, stack: str) -> dict[str, Any]:
+    """Evaluate the stack and gather resources (secrets redacted), violations and the cost estimate."""
+    from backend_iac.evaluate import evaluate_stack
+    from backend_iac.pricing import estimate_monthly_cost
+    from policy.rules import check
+
+    evaluation = evaluate_stack(root, stack)
+    ordered = sorted(evaluation.resources, key=lambda r: (r.type, r.name))
+    groups = evaluation.of_type("azure-native:resources:ResourceGroup")
+    location = str(groups[0].inputs.get("location")) if groups else None
+    cost = estimate_monthly_cost(ordered, location)
+    return {
+        "stack": stack,
+        "resources": [
+            {"type": r.type, "name": r.name, "inputs": _redact(dict(r.inputs), r.secret_paths)}
+            for r in ordered
+        ],
+        "violations": [
+            {
+                "policy": v.policy,
+                "message": v.message,
+                "resource_type": v.resource_type,
+                "resource_name": v.resource_name,
+            }
+            for v in check(ordered)
+        ],
+        "monthly_cost_usd": cost.monthly_usd,
+        "estimate": {
+            "items": [
+                {"resource": i.resource, "description": i.description, "monthly_usd": i.monthly_usd}
+                for i in cost.items
+            ],
+            "unpriced": list(cost.unpriced),
+            "notes": list(cost.notes),
+        },
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    """The `plan` command: print the report as text or JSON; exit 0 pass, 1 policy violated, 2 bad config."""
+    from backend_iac.evaluate import StackFileError
+    from stack.config import StackConfigError
+
+    root = Path(args.root) if args.root else REPO_ROOT
+    try:
+        report = build_report(root, args.stack)
+    except StackConfigError as error:
+        sys.stderr.write(f"backend-iac plan: invalid config for stack {args.stack!r}:\n")
+        for key, message in error.problems.items():
+            sys.stderr.write(f"  {key}: {message}\n")
+        return 2
+    except StackFileError as error:
+        sys.stderr.write(f"backend-iac plan: cannot read the config of stack {args.stack!r}: {error}\n")
+        return 2
+    if args.format == "json":
+        json.dump(report, sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
+    else:
+        _print_text(report, sys.stdout)
+    return 1 if report["violations"] else 0

@@ -1,0 +1,198 @@
+"""`backend-iac verify`: exit 0 only when the expected commit serves and is ready; otherwise the exit
+code and the message name the failing layer. Every case is bounded by a small --timeout."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from threading import Thread
+from typing import Any
+
+import pytest
+
+from backend_iac.verify import Outcome
+from tests.backend_iac.delivery.commands import REPO_ROOT, backend_iac
+from tests.backend_iac.delivery.conftest import Deployment, app_service_environment
+from tests.support.issuer import LocalIssuer
+from tests.support.postgres import free_port
+from tests.support.service_process import ServiceProcess
+
+pytestmark = pytest.mark.slow
+
+OTHER_COMMIT = "0" * 40
+
+
+def verify(
+    url: str, commit: str, *extra: str, timeout: float = 3.0, env: dict[str, str] | None = None
+) -> Any:
+    started = time.monotonic()
+    result = backend_iac(
+        "verify", "--url", url, "--commit", commit, "--timeout", str(timeout), *extra, env=env
+    )
+    result.elapsed = time.monotonic() - started  # type: ignore[attr-defined]
+    return result
+
+
+@pytest.fixture
+def front_end() -> Iterator[dict[str, Any]]:
+    """A stand-in for App Service's front end while the container is down: status and page are settable."""
+    state: dict[str, Any] = {"status": 503, "body": b"<html><h1>:( Application Error</h1></html>"}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(state["status"])
+            self.send_header("content-type", "text/html")
+            self.send_header("content-length", str(len(state["body"])))
+            self.end_headers()
+            self.wfile.write(state["body"])
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    Thread(target=server.serve_forever, daemon=True).start()
+    state["url"] = f"http://127.0.0.1:{server.server_address[1]}"
+    yield state
+    server.shutdown()
+    server.server_close()
+
+
+def test_verified_when_the_expected_commit_serves_and_is_ready(
+    artifact_service: ServiceProcess, deployment: Deployment
+) -> None:
+    """Exit 0, promptly, when /version reports the expected commit and /readyz is 200."""
+    result = verify(artifact_service.url, deployment.commit, timeout=20)
+    assert result.returncode == Outcome.VERIFIED, result.stdout + result.stderr
+    assert f"serves commit {deployment.commit}" in result.stdout
+    assert result.elapsed < 10
+
+
+def test_waits_for_a_service_that_is_still_starting(
+    deployment: Deployment, issuer: LocalIssuer, tmp_path: Path
+) -> None:
+    """Nothing listens when verify starts; the service comes up seconds later: verify waits, then exits 0."""
+    port = free_port()
+    command = [
+        sys.executable, "-m", "backend_iac.cli", "verify", "--url", f"http://127.0.0.1:{port}",
+        "--commit", deployment.commit, "--timeout", "40",
+    ]  # fmt: skip
+    waiting = subprocess.Popen(
+        command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        time.sleep(2)
+        assert waiting.poll() is None, "verify gave up before the deadline"
+        env = app_service_environment(issuer, tmp_path, deployment.bin_dir)
+        with ServiceProcess(
+            env=env, cwd=deployment.site, python_bin=deployment.bin_dir, workers=1, port=port
+        ):
+            stdout, stderr = waiting.communicate(timeout=40)
+    finally:
+        waiting.kill()
+    assert waiting.returncode == Outcome.VERIFIED, stdout + stderr
+    assert "not reachable: connection:" in stdout  # what it saw first
+    assert f"verified: http://127.0.0.1:{port} serves commit {deployment.commit}" in stdout
+
+
+def test_old_commit_is_diagnosed_with_both_commits_and_the_log_stream(
+    artifact_service: ServiceProcess, deployment: Deployment, tmp_path: Path
+) -> None:
+    """Another commit serving: exit 5 naming served and expected commits, how to tail the logs, and the
+    same diagnosis in the GitHub job summary."""
+    summary = tmp_path / "summary.md"
+    result = verify(
+        artifact_service.url, OTHER_COMMIT, "--app-name", "app-x", "--resource-group", "rg-x",
+        env={"GITHUB_STEP_SUMMARY": str(summary)},
+    )  # fmt: skip
+    assert result.returncode == Outcome.OLD_COMMIT, result.stdout + result.stderr
+    assert "old commit still serving" in result.stderr
+    assert deployment.commit in result.stderr
+    assert OTHER_COMMIT in result.stderr
+    assert "az webapp log tail --name app-x --resource-group rg-x" in result.stderr
+    assert "old commit still serving" in summary.read_text()
+    assert result.elapsed < 10
+
+
+def test_failing_readiness_names_the_dependency(
+    deployment: Deployment, issuer: LocalIssuer, tmp_path: Path
+) -> None:
+    """The new commit runs but its database is down: exit 6 naming `database` from the problem document."""
+    dead = f"postgresql://backend:unused@127.0.0.1:{free_port()}/backend"
+    env = app_service_environment(issuer, tmp_path, deployment.bin_dir, DATABASE_URL=dead)
+    with ServiceProcess(env=env, cwd=deployment.site, python_bin=deployment.bin_dir, workers=1) as service:
+        result = verify(service.url, deployment.commit, timeout=4)
+    assert result.returncode == Outcome.NOT_READY, result.stdout + result.stderr
+    assert "dependency 'database' is failing" in result.stderr
+    assert result.elapsed < 20
+
+
+def test_closed_port_is_unreachable() -> None:
+    """Nothing listening: exit 3, a connection diagnosis, within the timeout."""
+    result = verify(f"http://127.0.0.1:{free_port()}", OTHER_COMMIT, timeout=2)
+    assert result.returncode == Outcome.UNREACHABLE, result.stderr
+    assert "connection:" in result.stderr
+    assert "refused" in result.stderr
+    assert result.elapsed < 10
+
+
+def test_tls_to_a_plain_http_server_is_unreachable(artifact_service: ServiceProcess) -> None:
+    """https:// to a server that speaks plain HTTP: exit 3 with a TLS diagnosis."""
+    result = verify(artifact_service.url.replace("http://", "https://"), OTHER_COMMIT, timeout=1)
+    assert result.returncode == Outcome.UNREACHABLE, result.stderr
+    assert "TLS:" in result.stderr
+
+
+def test_unresolvable_host_is_unreachable() -> None:
+    """A host name that cannot resolve (.invalid is reserved): exit 3 with a DNS diagnosis."""
+    result = verify("http://backend-iac.invalid", OTHER_COMMIT, timeout=1)
+    assert result.returncode == Outcome.UNREACHABLE, result.stderr
+    assert "DNS:" in result.stderr
+
+
+def test_application_error_page_is_a_start_up_error(front_end: dict[str, Any]) -> None:
+    """A 503 HTML 'Application Error' page instead of the service's JSON: exit 4, start-up error."""
+    result = verify(front_end["url"], OTHER_COMMIT, timeout=2)
+    assert result.returncode == Outcome.START_UP_ERROR, result.stderr
+    assert "Application Error" in result.stderr
+    assert "az webapp log tail" in result.stderr
+
+
+def test_bare_gateway_error_is_a_start_up_error(front_end: dict[str, Any]) -> None:
+    """A 502 with no JSON (the container did not answer the front end): exit 4."""
+    front_end.update(status=502, body=b"Bad Gateway")
+    result = verify(front_end["url"], OTHER_COMMIT, timeout=1)
+    assert result.returncode == Outcome.START_UP_ERROR, result.stderr
+    assert "HTTP 502" in result.stderr
+
+
+def test_platform_default_page_is_a_start_up_error(front_end: dict[str, Any]) -> None:
+    """A 200 HTML page that is not the service (the platform's default site): exit 4, not verified."""
+    front_end.update(status=200, body=b"<html>Your web app is running and waiting for your content</html>")
+    result = verify(front_end["url"], OTHER_COMMIT, timeout=1)
+    assert result.returncode == Outcome.START_UP_ERROR, result.stderr
+    assert "default page" in result.stderr
+
+
+def test_stopped_app_status_is_unreachable(front_end: dict[str, Any]) -> None:
+    """HTTP 403 from the platform (a stopped app): exit 3 with the status and a hint."""
+    front_end.update(status=403, body=b"<html>Error 403 - This web app is stopped.</html>")
+    result = verify(front_end["url"], OTHER_COMMIT, timeout=1)
+    assert result.returncode == Outcome.UNREACHABLE, result.stderr
+    assert "HTTP 403" in result.stderr
+    assert "stopped" in result.stderr
+
+
+def test_exit_codes_are_distinct_and_documented() -> None:
+    """Each diagnosis has its own exit code, clear of 1 (a crash) and 2 (usage), and docs/deploy.md lists them."""
+    import backend_iac.verify
+
+    codes = {outcome.name: int(outcome) for outcome in Outcome}
+    assert codes == {"VERIFIED": 0, "UNREACHABLE": 3, "START_UP_ERROR": 4, "OLD_COMMIT": 5, "NOT_READY": 6}
+    documented = (Path(__file__).resolve().parents[3] / "docs" / "deploy.md").read_text()
+    for code in codes.values():
+        assert f"\n    {code}  " in (backend_iac.verify.__doc__ or "")
+        assert f"| {code} |" in documented

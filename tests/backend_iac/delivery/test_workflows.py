@@ -1,0 +1,255 @@
+"""The delivery contract, read from .github/workflows: static security audit, schema, and the shape the
+issue asks for (triggers, permissions, pins, credentials, time limits, job order, concurrency)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.backend_iac.delivery.commands import REPO_ROOT
+
+WORKFLOWS = REPO_ROOT / ".github" / "workflows"
+WORKFLOW_FILES = sorted(WORKFLOWS.glob("*.yml"))
+PINNED = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
+# Actions that sign in to Azure or to a Pulumi backend by OIDC, and therefore need an id-token.
+LOGIN_ACTIONS = ("azure/login@", "pulumi/auth-actions@")
+
+
+def load(name: str) -> dict[str, Any]:
+    """A workflow as a dict; YAML 1.1 reads the key `on` as True, so it is put back under "on"."""
+    document: dict[Any, Any] = yaml.safe_load((WORKFLOWS / name).read_text())
+    if True in document:
+        document["on"] = document.pop(True)
+    return document
+
+
+def jobs(name: str) -> dict[str, dict[str, Any]]:
+    return load(name)["jobs"]  # type: ignore[no-any-return]
+
+
+def all_jobs() -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (path.name, job_name, job) for path in WORKFLOW_FILES for job_name, job in jobs(path.name).items()
+    ]
+
+
+def logs_in(job: dict[str, Any]) -> bool:
+    """A job logs in when it uses a login action or runs Pulumi's Azure provider with ARM_USE_OIDC."""
+    uses = [str(step.get("uses", "")) for step in job.get("steps", [])]
+    return (
+        any(use.startswith(LOGIN_ACTIONS) for use in uses) or job.get("env", {}).get("ARM_USE_OIDC") == "true"
+    )
+
+
+def tool(name: str) -> str:
+    found = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
+    assert found, f"{name} is not installed (dev dependency group)"
+    return found
+
+
+def test_the_three_workflows_exist() -> None:
+    """ci.yml, deploy.yml and destroy.yml, and nothing else that could run unchecked."""
+    assert [path.name for path in WORKFLOW_FILES] == ["ci.yml", "deploy.yml", "destroy.yml"]
+    assert not list(WORKFLOWS.glob("*.yaml"))
+
+
+def test_zizmor_finds_nothing_at_medium_or_higher() -> None:
+    """zizmor, offline, reports zero findings of medium severity or more."""
+    result = subprocess.run(
+        [tool("zizmor"), "--offline", "--min-severity", "medium", "--format", "json", str(WORKFLOWS)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    findings = json.loads(result.stdout or "[]")
+    summary = [
+        (f["ident"], f["determinations"]["severity"], f["locations"][0]["symbolic"]["key"]) for f in findings
+    ]
+    assert findings == [], summary
+    assert result.returncode == 0, result.stderr
+
+
+def test_every_workflow_matches_the_github_workflow_schema() -> None:
+    """check-jsonschema validates each workflow against its bundled GitHub workflow schema (no download)."""
+    result = subprocess.run(
+        [tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", *map(str, WORKFLOW_FILES)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ci_runs_on_pull_requests_and_pushes() -> None:
+    """ci: every pull request and every push to main."""
+    triggers = load("ci.yml")["on"]
+    assert set(triggers) == {"pull_request", "push"}
+
+
+def test_ci_lints_types_tests_and_plans() -> None:
+    """ci runs ruff, mypy, `make test`, zizmor and the offline plan written to the job summary."""
+    runs = "\n".join(str(step.get("run", "")) for job in jobs("ci.yml").values() for step in job["steps"])
+    for command in (
+        "ruff check",
+        "ruff format --check",
+        "mypy",
+        "make test",
+        "zizmor --offline",
+        "backend-iac plan",
+    ):
+        assert command in runs, command
+    assert "GITHUB_STEP_SUMMARY" in runs
+
+
+def test_ci_previews_same_repository_pull_requests_and_comments() -> None:
+    """The preview job runs only for same-repository pull requests, and posts to the pull request."""
+    preview = jobs("ci.yml")["preview"]
+    assert "github.event.pull_request.head.repo.full_name == github.repository" in preview["if"]
+    step = next(step for step in preview["steps"] if str(step.get("uses", "")).startswith("pulumi/actions@"))
+    assert step["with"]["command"] == "preview"
+    assert step["with"]["comment-on-pr"] is True
+    assert preview["permissions"]["pull-requests"] == "write"
+
+
+def test_fork_pull_requests_get_the_offline_plan_and_are_told_so() -> None:
+    """Fork pull requests (no id-token) see the offline plan with a note saying why, instead of a failure."""
+    plan = jobs("ci.yml")["plan"]
+    assert "if" not in plan
+    text = (WORKFLOWS / "ci.yml").read_text()
+    assert "github.event.pull_request.head.repo.full_name != github.repository" in text
+    assert "comes from a fork" in text
+
+
+def test_deploy_runs_on_main_and_by_hand_one_at_a_time() -> None:
+    """deploy: push to main and workflow_dispatch; one deploy at a time, never cancelled half-way."""
+    workflow = load("deploy.yml")
+    assert set(workflow["on"]) == {"push", "workflow_dispatch"}
+    assert workflow["on"]["push"]["branches"] == ["main"]
+    assert workflow["concurrency"]["group"]
+    assert workflow["concurrency"]["cancel-in-progress"] is False
+
+
+def test_deploy_order_is_test_up_deploy_gate() -> None:
+    """deploy needs test and up; the gate runs after the deploy; up needs test."""
+    deploy_jobs = jobs("deploy.yml")
+    assert set(deploy_jobs) == {"test", "up", "deploy", "gate"}
+    assert deploy_jobs["up"]["needs"] == "test"
+    assert {"test", "up"} <= set(deploy_jobs["deploy"]["needs"])
+    assert "deploy" in deploy_jobs["gate"]["needs"]
+    assert any("make test" in str(step.get("run", "")) for step in deploy_jobs["test"]["steps"])
+
+
+def test_deploy_targets_come_from_stack_outputs() -> None:
+    """App name, resource group and URL come from `pulumi up`'s outputs, never literals."""
+    deploy_jobs = jobs("deploy.yml")
+    outputs = deploy_jobs["up"]["outputs"]
+    assert set(outputs) == {"web_app_name", "resource_group", "url"}
+    for name, expression in outputs.items():
+        assert expression == f"${{{{ steps.up.outputs.{name} }}}}"
+    stack_source = (REPO_ROOT / "stack" / "program.py").read_text()
+    for name in outputs:
+        assert f'"{name}"' in stack_source, f"the stack exports no {name!r}"
+    deploy_step = next(
+        step for step in deploy_jobs["deploy"]["steps"] if "az webapp deploy" in str(step.get("run"))
+    )
+    assert deploy_step["env"]["APP_NAME"] == "${{ needs.up.outputs.web_app_name }}"
+    assert deploy_step["env"]["RESOURCE_GROUP"] == "${{ needs.up.outputs.resource_group }}"
+
+
+def test_deploying_jobs_run_in_an_environment_the_stack_trusts() -> None:
+    """up and deploy sign in from the `production` environment, a subject the dev stack declares."""
+    deploy_jobs = jobs("deploy.yml")
+    assert deploy_jobs["up"]["environment"] == "production"
+    assert deploy_jobs["deploy"]["environment"]["name"] == "production"
+    assert deploy_jobs["deploy"]["environment"]["url"] == "${{ needs.up.outputs.url }}"
+    stack_config = yaml.safe_load((REPO_ROOT / "Pulumi.dev.yaml").read_text())["config"]
+    assert "production" in stack_config["backend-iac:githubEnvironments"]
+
+
+def test_gate_verifies_the_pushed_commit_with_the_log_stream_names() -> None:
+    """The gate runs `backend-iac verify` for $GITHUB_SHA at the stack's URL, naming app and group."""
+    gate = jobs("deploy.yml")["gate"]
+    step = next(step for step in gate["steps"] if "backend-iac verify" in str(step.get("run", "")))
+    assert '--commit "$GITHUB_SHA"' in step["run"]
+    assert step["env"]["URL"] == "${{ needs.up.outputs.url }}"
+    assert "--app-name" in step["run"]
+    assert "--resource-group" in step["run"]
+
+
+def test_deploy_signs_in_again_just_before_the_zip_deploy() -> None:
+    """The deploy job signs in after building the artifact, right before `az webapp deploy` (AADSTS700024)."""
+    steps = jobs("deploy.yml")["deploy"]["steps"]
+    login = next(i for i, step in enumerate(steps) if str(step.get("uses", "")).startswith("azure/login@"))
+    package = next(i for i, step in enumerate(steps) if "backend-iac package" in str(step.get("run", "")))
+    deploy = next(i for i, step in enumerate(steps) if "az webapp deploy" in str(step.get("run", "")))
+    assert package < login < deploy
+    assert deploy == login + 1
+
+
+def test_destroy_is_manual_only_with_a_required_confirmation() -> None:
+    """destroy: workflow_dispatch only, a required confirmation that must equal the stack name first."""
+    workflow = load("destroy.yml")
+    assert set(workflow["on"]) == {"workflow_dispatch"}
+    inputs = workflow["on"]["workflow_dispatch"]["inputs"]
+    assert inputs["confirm"]["required"] is True
+    assert inputs["stack"]["required"] is True
+    (job,) = workflow["jobs"].values()
+    first = job["steps"][0]
+    assert first["env"]["CONFIRM"] == "${{ inputs.confirm }}"
+    assert '"$CONFIRM" != "$STACK"' in first["run"]
+    assert job["env"]["STACK"] == "${{ inputs.stack }}"
+
+
+def test_destroy_proves_nothing_billable_is_left() -> None:
+    """After `pulumi destroy`, the resource group is gone or empty, or the job fails."""
+    (job,) = jobs("destroy.yml").values()
+    runs = [str(step.get("run", "")) for step in job["steps"]]
+    destroy = next(i for i, run in enumerate(runs) if "pulumi destroy" in run)
+    proof = next(i for i, run in enumerate(runs) if "az resource list" in run)
+    assert destroy < proof
+    assert "az group exists" in runs[proof]
+    assert "exit 1" in runs[proof]
+
+
+@pytest.mark.parametrize(
+    ("workflow", "job_name", "job"), all_jobs(), ids=lambda v: v if isinstance(v, str) else ""
+)
+def test_every_job_is_bounded_pinned_and_least_privileged(
+    workflow: str, job_name: str, job: dict[str, Any]
+) -> None:
+    """Each job: a timeout, explicit permissions, id-token only where it logs in, pinned actions with a
+    version comment, and checkouts that do not keep the token."""
+    assert isinstance(job.get("timeout-minutes"), int), "timeout-minutes"
+    permissions = job["permissions"]
+    assert permissions.get("id-token") == ("write" if logs_in(job) else None)
+    assert set(permissions.values()) <= {"read", "write"}
+    assert permissions.get("contents") == "read"
+    text = (WORKFLOWS / workflow).read_text()
+    for step in job["steps"]:
+        if "uses" not in step:
+            continue
+        assert PINNED.match(step["uses"]), step["uses"]
+        assert re.search(re.escape(step["uses"]) + r" # v\d+(\.\d+)*\n", text), (
+            f"{step['uses']}: no version comment"
+        )
+        if step["uses"].startswith("actions/checkout@"):
+            assert step["with"]["persist-credentials"] is False
+
+
+@pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda path: path.name)
+def test_workflows_grant_nothing_by_default(path: Path) -> None:
+    """Top-level permissions are empty; each job asks for what it needs."""
+    assert load(path.name)["permissions"] == {}
+
+
+@pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda path: path.name)
+def test_azure_identity_comes_from_variables_not_secrets(path: Path) -> None:
+    """No long-lived secret: client, tenant and subscription ids are repository variables."""
+    text = path.read_text()
+    assert "secrets." not in text
+    for name in ("AZURE_TENANT_ID", "AZURE_SUBSCRIPTION_ID"):
+        assert f"vars.{name}" in text
