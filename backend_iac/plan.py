@@ -125,7 +125,7 @@ def build_report(root: Path, stack: str) -> dict[str, Any]:
     """Evaluate the stack and gather resources (secrets redacted), violations and the cost estimate."""
     from backend_iac.evaluate import evaluate_stack
     from backend_iac.pricing import estimate_monthly_cost
-    from policy.rules import check
+    from policy.rules import check, load_pack_config
 
     evaluation = evaluate_stack(root, stack)
     ordered = sorted(evaluation.resources, key=lambda r: (r.type, r.name))
@@ -145,7 +145,7 @@ def build_report(root: Path, stack: str) -> dict[str, Any]:
                 "resource_type": v.resource_type,
                 "resource_name": v.resource_name,
             }
-            for v in check(ordered)
+            for v in check(ordered, load_pack_config(root))
         ],
         "monthly_cost_usd": cost.monthly_usd,
         "estimate": {
@@ -162,6 +162,7 @@ def build_report(root: Path, stack: str) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     """The `plan` command: print the report as text or JSON; exit 0 pass, 1 policy violated, 2 bad config."""
     from backend_iac.evaluate import StackFileError
+    from policy.rules import PolicyConfigError
     from stack.config import StackConfigError
 
     root = Path(args.root) if args.root else REPO_ROOT
@@ -174,6 +175,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     except StackFileError as error:
         sys.stderr.write(f"backend-iac plan: cannot read the config of stack {args.stack!r}: {error}\n")
+        return 2
+    except PolicyConfigError as error:
+        sys.stderr.write(f"backend-iac plan: the policy pack's configuration is invalid: {error}\n")
         return 2
     if args.format == "json":
         json.dump(report, sys.stdout, indent=2, default=str)
