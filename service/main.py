@@ -17,6 +17,7 @@ from service.db.factory import open_store
 from service.middleware import RequestContextMiddleware, RequestLimitsMiddleware
 from service.problems import PROBLEM_JSON, install_problem_handlers
 from service.routes import health, items, version
+from service.routes.docs import install_api_docs
 from service.schemas import Problem
 
 logger = logging.getLogger("backend_iac")
@@ -117,8 +118,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="backend-iac",
         summary="The example backend that backend-iac deploys to Azure App Service.",
         lifespan=lifespan,
+        docs_url=None,  # served by install_api_docs, from this process instead of a CDN
+        redoc_url=None,
     )
     _complete_openapi_document(app)
+    install_api_docs(app)
     install_problem_handlers(app)
     app.include_router(health.router)
     app.include_router(version.router)
