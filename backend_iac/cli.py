@@ -13,6 +13,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import cast
 
+from backend_iac.arguments import commit_sha, http_url
+
 # command -> "module:function"; the function takes the parsed arguments and returns the exit code.
 COMMANDS: dict[str, str] = {
     "plan": "backend_iac.plan:run",
@@ -48,8 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
     verify = commands.add_parser(
         "verify", help="runtime gate: wait until the expected commit serves and is ready"
     )
-    verify.add_argument("--url", required=True, help="the web app's base URL")
-    verify.add_argument("--commit", required=True, help="the commit SHA that must be serving")
+    verify.add_argument("--url", required=True, type=http_url, help="the web app's base URL (http or https)")
+    verify.add_argument(
+        "--commit",
+        required=True,
+        type=commit_sha,
+        help="the commit that must be serving: its hex SHA, or a prefix of at least 7 characters",
+    )
     verify.add_argument(
         "--timeout", type=float, default=600.0, help="seconds before giving up (default: 600)"
     )
