@@ -58,6 +58,7 @@ _BODY_ERRORS: Final = {
     400: "the body could not be parsed (not UTF-8, nested too deeply)",
     408: "the body did not arrive within the request body timeout",
     413: "the body is larger than the limit",
+    415: "the body is not sent as JSON (content-type: application/json)",
 }
 
 
