@@ -7,7 +7,7 @@ import os
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Final
+from typing import Final, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, model_validator
@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     # A request body still arriving after this long gets 408: a slow upload would otherwise hold its
     # connection open for as long as the client likes (the server has no read timeout of its own).
     request_body_timeout: float = Field(default=30.0, gt=0, le=600)
+    # How log lines print (service.logging reads it before settings exist; validated here so a typo is
+    # named at start-up): JSON, or text for a person; auto = text in development on a terminal.
+    log_format: Literal["auto", "json", "text"] = "auto"
 
     @model_validator(mode="after")
     def _check_coherent(self) -> Settings:

@@ -11,7 +11,7 @@ from typing import Any, Final
 from fastapi import FastAPI
 
 from service.auth import JwksCache, KeySource, StaticKeys, TokenVerifier
-from service.config import Settings, get_settings
+from service.config import AppEnv, Settings, get_settings
 from service.db.errors import DatabaseUnavailable
 from service.db.factory import open_store
 from service.middleware import RequestContextMiddleware, RequestLimitsMiddleware
@@ -92,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             build_info_path=resolved.build_info_path or version.default_build_info_path(),
             commit_env=resolved.app_commit_sha,
             started_at=datetime.now(UTC),
+            checkout=resolved.app_env is AppEnv.DEVELOPMENT,
         )
         keys = _key_source(resolved)
         if isinstance(keys, JwksCache):
