@@ -19,7 +19,6 @@ the last observation is the diagnosis, and its exit code names the layer:
 
 from __future__ import annotations
 
-import argparse
 import os
 import socket
 import ssl
@@ -66,18 +65,21 @@ class Observation:
     advice: str = ""
 
 
-def run(args: argparse.Namespace) -> int:
-    until = datetime.now(UTC) + timedelta(seconds=args.timeout)
+def run_verify(
+    *, url: str, commit: str, timeout: float, app_name: str | None, resource_group: str | None
+) -> int:
+    """The `verify` command: probe until verified or the deadline; the exit code names the layer."""
+    until = datetime.now(UTC) + timedelta(seconds=timeout)
     print(
-        f"waiting until {until:%H:%M:%S} UTC (at most {args.timeout:g} s) for {args.url} to serve commit "
-        f"{args.commit} ({'the full SHA' if len(args.commit) == 40 else 'matched by prefix'}) and answer "
+        f"waiting until {until:%H:%M:%S} UTC (at most {timeout:g} s) for {url} to serve commit "
+        f"{commit} ({'the full SHA' if len(commit) == 40 else 'matched by prefix'}) and answer "
         "/readyz 200",
         flush=True,
     )
     observation = verify(
-        url=args.url,
-        commit=args.commit,
-        timeout=args.timeout,
+        url=url,
+        commit=commit,
+        timeout=timeout,
         report=lambda elapsed, seen: print(
             f"[{elapsed:6.1f}s] {LABELS[seen.outcome]}: {seen.summary}", flush=True
         ),
@@ -88,9 +90,7 @@ def run(args: argparse.Namespace) -> int:
         return int(Outcome.VERIFIED)
 
     logs = (
-        log_stream_hint(app_name=args.app_name, resource_group=args.resource_group)
-        if is_app_service_url(args.url)
-        else ""
+        log_stream_hint(app_name=app_name, resource_group=resource_group) if is_app_service_url(url) else ""
     )
     print(
         f"\nverify FAILED: {LABELS[observation.outcome]} (exit {int(observation.outcome)})\n"
