@@ -31,6 +31,70 @@ _CHECKOUT: Final = Path(__file__).resolve().parents[1]
 OutputFormat = Literal["text", "json"]
 
 
+# What `backend-iac COMMAND --help` says beyond the flags: what the command is for, its exit codes and an
+# example to paste. Every command has an entry (a test checks it).
+_GUIDES: Final[dict[str, tuple[str, str, str]]] = {
+    "plan": (
+        "Evaluate the Pulumi program under Pulumi's mocks, with no cloud credentials: every resource it\n"
+        "declares (secrets shown as [secret]), the policy pack's verdict (policy/config.json) and a\n"
+        "monthly cost estimate.",
+        "0 the stack passes the policy pack; 1 a policy is violated; 2 the config, the stack file or the\n"
+        "policy config is unreadable or invalid (the message names the key)",
+        "./backend-iac plan --stack dev\n  ./backend-iac plan --stack dev --format json | jq .monthly_cost_usd",
+    ),
+    "doctor": (
+        "Cross-check, offline, that the identities, the workflows, the runtime settings and the stack config\n"
+        "agree, layer by layer, each finding with its file, line and fix; `explain CODE` says what an Entra\n"
+        "AADSTS error means on this stack.",
+        "0 no error (warnings allowed); 1 at least one error; 2 an input could not be read",
+        "./backend-iac doctor\n  ./backend-iac doctor explain AADSTS700213",
+    ),
+    "package": (
+        "Build the zip App Service receives, deterministically from a commit: the service, its hashed\n"
+        "requirements.txt from uv.lock and build_info.json (the same commit gives the same bytes).",
+        "0 built (the path is printed last); 1 the commit, the repository or the lock file cannot be packaged\n(the message says why)",
+        "./backend-iac package\n  ./backend-iac package --ref HEAD~1 --output /tmp/previous.zip",
+    ),
+    "verify": (
+        "The runtime gate: probe /healthz, /version and /readyz until the expected commit serves and is\n"
+        "ready, or the timeout passes; the exit code names the layer that failed.",
+        "0 verified; 2 usage (a URL without http(s)://, a commit that is not hex of 7+ characters);\n"
+        "3 not reachable; 4 start-up error; 5 old commit still serving; 6 readiness failing",
+        "./backend-iac verify --url https://<app>.azurewebsites.net --commit $(git rev-parse HEAD)\n"
+        "  ./backend-iac verify --url http://127.0.0.1:8000 --commit $(git rev-parse --short=12 HEAD) --timeout 30",
+    ),
+    "migrate": (
+        "Apply the database schema migrations to DATABASE_URL (the embedded SQLite file when unset), as the\n"
+        "service's start-up does; safe to run again.",
+        "0 applied or nothing pending; 2 the settings are invalid or the database cannot be reached",
+        "DATABASE_URL=postgresql://user@host/db ./backend-iac migrate",
+    ),
+}
+
+
+def _command_parser(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], name: str, summary: str
+) -> argparse.ArgumentParser:
+    """A subcommand whose --help carries a description, its exit codes and an example."""
+    description, exit_codes, example = _GUIDES[name]
+    return commands.add_parser(
+        name,
+        help=summary,
+        description=description,
+        epilog=f"exit codes:\n  {exit_codes.replace(chr(10), chr(10) + '  ')}\n\nexample:\n  {example}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return f"backend-iac {metadata.version('backend-iac')}"
+    except metadata.PackageNotFoundError:
+        return "backend-iac (not installed)"
+
+
 def resolve_root(value: str | None) -> Path:
     """The repository root every command reads: `--root` when given, else this checkout when the
     package runs from one, else the current directory. One meaning for every command."""
@@ -63,8 +127,8 @@ def _output_format(value: str) -> OutputFormat:
 
 
 def add_plan_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = commands.add_parser(
-        "plan", help="evaluate the stack offline under Pulumi's mocks: resources, policy, cost"
+    parser = _command_parser(
+        commands, "plan", "evaluate the stack offline under Pulumi's mocks: resources, policy, cost"
     )
     _add_stack(parser)
     _add_format(parser)
@@ -83,7 +147,9 @@ def plan(args: argparse.Namespace) -> int:
 
 
 def add_doctor_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = commands.add_parser("doctor", help="cross-check identity, pipeline, runtime and config, offline")
+    parser = _command_parser(
+        commands, "doctor", "cross-check identity, pipeline, runtime and config, offline"
+    )
     _add_root(parser)
     _add_stack(parser)
     _add_format(parser)
@@ -110,7 +176,7 @@ def doctor(args: argparse.Namespace) -> int:
 
 
 def add_package_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = commands.add_parser("package", help="build the deterministic zip App Service receives")
+    parser = _command_parser(commands, "package", "build the deterministic zip App Service receives")
     parser.add_argument("--output", default=None, help="zip path (default: dist/backend-iac-<commit>.zip)")
     _add_root(parser)
     parser.add_argument("--ref", default="HEAD", help="the commit to package (default: HEAD)")
@@ -130,8 +196,8 @@ def package(args: argparse.Namespace) -> int:
 
 
 def add_verify_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = commands.add_parser(
-        "verify", help="runtime gate: wait until the expected commit serves and is ready"
+    parser = _command_parser(
+        commands, "verify", "runtime gate: wait until the expected commit serves and is ready"
     )
     parser.add_argument("--url", required=True, type=http_url, help="the web app's base URL (http or https)")
     parser.add_argument(
@@ -163,7 +229,7 @@ def verify(args: argparse.Namespace) -> int:
 
 
 def add_migrate_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    commands.add_parser("migrate", help="apply the database schema migrations (DATABASE_URL)")
+    _command_parser(commands, "migrate", "apply the database schema migrations (DATABASE_URL)")
 
 
 def migrate(args: argparse.Namespace) -> int:
@@ -190,6 +256,7 @@ COMMANDS: Final[dict[str, tuple[AddParser, Command]]] = {
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="backend-iac", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=_version())
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add_parser, _ in COMMANDS.values():
         add_parser(commands)

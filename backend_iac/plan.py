@@ -112,11 +112,60 @@ def _print_text(report: Mapping[str, Any], out: TextIO) -> None:
             )
             out.write(f"  [{violation['policy']}]{where} {violation['message']}\n")
     cost = report["estimate"]
-    out.write(f"\nEstimated monthly cost (estimate): ${report['monthly_cost_usd']:.2f} USD\n")
+    out.write(f"\nMonthly cost estimate: ${report['monthly_cost_usd']:.2f} USD\n")
     for item in cost["items"]:
         out.write(f"    ${item['monthly_usd']:>8.2f}  {item['description']}\n")
     for line in cost["unpriced"] + cost["notes"]:
         out.write(f"    note: {line}\n")
+
+
+def _print_table(report: Mapping[str, Any], out: TextIO) -> None:
+    """The same report as _print_text, as tables with colour, for a person at a terminal."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from backend_iac.terminal import console_for
+
+    console = console_for(out)
+    resources = report["resources"]
+    table = Table(
+        title=f"Stack {escape(report['stack'])}: {len(resources)} resources (offline, under Pulumi mocks)",
+        title_justify="left",
+    )
+    table.add_column("type", style="cyan", no_wrap=True)
+    table.add_column("name", style="bold")
+    table.add_column("settings")
+    for resource in resources:
+        settings = [
+            f"{key}: {_show(key, value)}"
+            for key in _HIGHLIGHTS.get(resource["type"], ())
+            if (value := _lookup(resource["inputs"], key)) is not None
+        ]
+        table.add_row(escape(resource["type"]), escape(resource["name"]), escape("\n".join(settings)))
+    console.print(table)
+    violations = report["violations"]
+    if not violations:
+        console.print("Policy pack (policy/): [green]passed, no violations[/green]")
+    else:
+        console.print(f"Policy pack (policy/): [bold red]{len(violations)} violation(s)[/bold red]")
+        for violation in violations:
+            where = (
+                f" {violation['resource_type']} {violation['resource_name']}:"
+                if violation["resource_name"]
+                else ""
+            )
+            console.print(
+                f"  [red]\\[{escape(violation['policy'])}][/red]{escape(where)} {escape(violation['message'])}"
+            )
+    cost = report["estimate"]
+    costs = Table(title=f"Monthly cost estimate: ${report['monthly_cost_usd']:.2f} USD", title_justify="left")
+    costs.add_column("USD / month", justify="right")
+    costs.add_column("item")
+    for item in cost["items"]:
+        costs.add_row(f"{item['monthly_usd']:.2f}", escape(item["description"]))
+    console.print(costs)
+    for line in cost["unpriced"] + cost["notes"]:
+        console.print(f"[dim]note: {escape(line)}[/dim]")
 
 
 def build_report(root: Path, stack: str) -> dict[str, Any]:
@@ -160,6 +209,7 @@ def build_report(root: Path, stack: str) -> dict[str, Any]:
 def print_plan(*, root: Path, stack: str, output_format: Literal["text", "json"]) -> int:
     """The `plan` command: print the report as text or JSON; exit 0 pass, 1 policy violated, 2 bad config."""
     from backend_iac.evaluate import StackFileError
+    from backend_iac.terminal import is_styled
     from policy.rules import PolicyConfigError
     from stack.config import StackConfigError
 
@@ -179,6 +229,8 @@ def print_plan(*, root: Path, stack: str, output_format: Literal["text", "json"]
     if output_format == "json":
         json.dump(report, sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")
+    elif is_styled(sys.stdout):
+        _print_table(report, sys.stdout)
     else:
         _print_text(report, sys.stdout)
     return 1 if report["violations"] else 0

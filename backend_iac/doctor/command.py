@@ -50,6 +50,27 @@ def explain_code(code: str, *, root: Path, stack: str, out: TextIO, err: TextIO)
     return 0
 
 
+def _print_styled(text: str, out: TextIO) -> None:
+    """The text report with its severities, layers and fixes coloured, for a person at a terminal."""
+    import re
+
+    from rich.markup import escape
+
+    from backend_iac.terminal import console_for
+
+    console = console_for(out)
+    for number, line in enumerate(text.splitlines()):
+        styled = escape(line)
+        if number == 0 or line.startswith("no findings"):
+            styled = f"[bold]{styled}[/bold]"
+        styled = re.sub(r"^(  )(error)\b", r"\1[bold red]\2[/bold red]", styled)
+        styled = re.sub(r"^(  )(warning)\b", r"\1[yellow]\2[/yellow]", styled)
+        styled = re.sub(r"^(\s+)(fix:)", r"\1[green]\2[/green]", styled)
+        if line in ("identity", "pipeline", "runtime", "config"):
+            styled = f"[bold]{styled}[/bold]"
+        console.print(styled)
+
+
 def run_doctor(
     *, root: Path, stack: str, output_format: Literal["text", "json"], out: TextIO, err: TextIO
 ) -> int:
@@ -62,5 +83,11 @@ def run_doctor(
     if output_format == "json":
         out.write(to_json(findings) + "\n")
     else:
-        out.write(to_text(findings, header=f"backend-iac doctor: stack {stack} in {root}"))
+        text = to_text(findings, header=f"backend-iac doctor: stack {stack} in {root}")
+        from backend_iac.terminal import is_styled
+
+        if is_styled(out):
+            _print_styled(text, out)
+        else:
+            out.write(text)
     return 1 if has_errors(findings) else 0
