@@ -145,6 +145,8 @@ def _mock_outputs(resource_type: str, name: str, inputs: dict[str, Any]) -> dict
         "azure-native:dbforpostgresql:Server": "serverName",
         "azure-native:keyvault:Vault": "vaultName",
         "azure-native:managedidentity:UserAssignedIdentity": "resourceName",
+        "azure-native:network:VirtualNetwork": "virtualNetworkName",
+        "azure-native:privatedns:PrivateZone": "privateZoneName",
     }.get(resource_type, "name")
     azure_name = str(inputs.get(name_input) or name)
     outputs["name"] = azure_name
@@ -169,6 +171,22 @@ def _mock_outputs(resource_type: str, name: str, inputs: dict[str, Any]) -> dict
     return outputs
 
 
+def _mock_id(resource_type: str, name: str, inputs: dict[str, Any]) -> str:
+    """ARM-shaped ids for the network resources, whose ids other resources and the policies take apart
+    (which VNet a subnet belongs to); `/mock/<type>/<name>` for everything else."""
+    group = f"/subscriptions/{_FAKE_SUBSCRIPTION}/resourceGroups/{inputs.get('resourceGroupName') or 'group'}"
+    if resource_type == "azure-native:network:VirtualNetwork":
+        vnet = inputs.get("virtualNetworkName") or name
+        return f"{group}/providers/Microsoft.Network/virtualNetworks/{vnet}"
+    if resource_type == "azure-native:network:Subnet":
+        vnet, subnet = inputs.get("virtualNetworkName"), inputs.get("subnetName") or name
+        return f"{group}/providers/Microsoft.Network/virtualNetworks/{vnet}/subnets/{subnet}"
+    if resource_type == "azure-native:privatedns:PrivateZone":
+        zone = inputs.get("privateZoneName") or name
+        return f"{group}/providers/Microsoft.Network/privateDnsZones/{zone}"
+    return f"/mock/{resource_type}/{name}"
+
+
 def recording_mocks(recorded: list[DeclaredResource]) -> Any:
     """Mocks that append every declared resource to `recorded` and answer getClientConfig.
 
@@ -189,8 +207,8 @@ def recording_mocks(recorded: list[DeclaredResource]) -> Any:
                     depends_on=noted.pop((args.typ, args.name), (frozenset(), ()))[1],
                 )
             )
-            outputs = _mock_outputs(args.typ, args.name, _unwrap_secrets(args.inputs))
-            return f"/mock/{args.typ}/{args.name}", outputs
+            inputs = _unwrap_secrets(args.inputs)
+            return _mock_id(args.typ, args.name, inputs), _mock_outputs(args.typ, args.name, inputs)
 
         def call(
             self, args: pulumi.runtime.MockCallArgs
