@@ -328,6 +328,11 @@ def _network_ranges(read: _Reader) -> tuple[str, str, str]:
     for name, text in zip(NETWORK_KEYS, texts, strict=True):
         if not text:
             continue
+        if "/" not in text:
+            read.problems[_key(name)] = (
+                f"must be an IPv4 range in CIDR form such as 10.20.0.0/22 (got {text!r})"
+            )
+            continue
         try:
             parsed[name] = ipaddress.IPv4Network(text, strict=True)
         except ValueError as error:
