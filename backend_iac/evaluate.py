@@ -41,6 +41,8 @@ class DeclaredResource:
     secret_paths: frozenset[str] = frozenset()
     # Logical names of the resources this one waits for (through its inputs or depends_on), sorted.
     depends_on: tuple[str, ...] = ()
+    # Input paths whose change replaces the resource (the replace_on_changes option), sorted.
+    replace_on_changes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -194,7 +196,7 @@ def recording_mocks(recorded: list[DeclaredResource]) -> Any:
     """
     import pulumi
 
-    noted: dict[tuple[str, str], tuple[frozenset[str], tuple[str, ...]]] = {}
+    noted: dict[tuple[str, str], tuple[frozenset[str], tuple[str, ...], tuple[str, ...]]] = {}
 
     class RecordingMocks(pulumi.runtime.Mocks):
         def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[Any, Any]]:
@@ -203,8 +205,9 @@ def recording_mocks(recorded: list[DeclaredResource]) -> Any:
                     type=args.typ,
                     name=args.name,
                     inputs=_unwrap_secrets(args.inputs),
-                    secret_paths=noted.get((args.typ, args.name), (frozenset(), ()))[0],
-                    depends_on=noted.pop((args.typ, args.name), (frozenset(), ()))[1],
+                    secret_paths=noted.get((args.typ, args.name), (frozenset(), (), ()))[0],
+                    depends_on=noted.get((args.typ, args.name), (frozenset(), (), ()))[1],
+                    replace_on_changes=noted.pop((args.typ, args.name), (frozenset(), (), ()))[2],
                 )
             )
             inputs = _unwrap_secrets(args.inputs)
@@ -223,15 +226,21 @@ def recording_mocks(recorded: list[DeclaredResource]) -> Any:
             return {}, []
 
         def note(
-            self, type_: str, name: str, secret_paths: frozenset[str], depends_on: tuple[str, ...]
+            self,
+            type_: str,
+            name: str,
+            secret_paths: frozenset[str],
+            depends_on: tuple[str, ...],
+            replace_on_changes: tuple[str, ...] = (),
         ) -> None:
-            noted[(type_, name)] = (secret_paths, depends_on)
+            noted[(type_, name)] = (secret_paths, depends_on, replace_on_changes)
 
     return RecordingMocks()
 
 
 def recording_monitor(mocks: Any) -> Any:
-    """A mock monitor that tells `mocks` which inputs are secrets and what each resource depends on.
+    """A mock monitor that tells `mocks` which inputs are secrets, what each resource depends on, and which
+    input changes replace it.
 
     The mocks alone see secrets unwrapped and no dependencies.
     """
@@ -243,7 +252,10 @@ def recording_monitor(mocks: Any) -> Any:
             raw = json_format.MessageToDict(request.object)
             # A URN ends in "::<logical name>".
             depends_on = tuple(sorted(str(urn).rsplit("::", 1)[-1] for urn in request.dependencies))
-            mocks.note(request.type, request.name, frozenset(_secret_paths(raw)), depends_on)
+            replace_on_changes = tuple(sorted(str(path) for path in request.replaceOnChanges))
+            mocks.note(
+                request.type, request.name, frozenset(_secret_paths(raw)), depends_on, replace_on_changes
+            )
             return super().RegisterResource(request)  # type: ignore[no-untyped-call]
 
     return RecordingMonitor(mocks)

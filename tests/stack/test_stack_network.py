@@ -237,6 +237,13 @@ def test_dns_zone_link_exists_before_the_server(private_stack: Evaluation) -> No
     )
 
 
+@pytest.mark.parametrize("network", ["private", "public"])
+def test_moving_the_server_between_networks_replaces_it(evaluate: Evaluate, network: str) -> None:
+    """Azure fixes a server's networking at creation: a new delegated subnet (or none) means a new server."""
+    server = one(evaluate(enablePostgres=True, postgresNetwork=network), SERVER)
+    assert server.replace_on_changes == ("network.delegatedSubnetResourceId",)
+
+
 def test_subnet_delegation_exists_before_the_web_apps_integration(private_stack: Evaluation) -> None:
     """The site and its plan wait for the delegated App Service subnet, so destroy removes them first."""
     resources = by_name(private_stack)
