@@ -28,6 +28,9 @@ _HIGHLIGHTS: Final[Mapping[str, tuple[str, ...]]] = {
         "siteConfig.alwaysOn",
         "siteConfig.healthCheckPath",
         "siteConfig.appSettings",
+        "virtualNetworkSubnetId",
+        "siteConfig.vnetRouteAllEnabled",
+        "outboundVnetRouting.applicationTraffic",
     ),
     "azure-native:web:WebAppFtpAllowed": ("allow",),
     "azure-native:web:WebAppScmAllowed": ("allow",),
@@ -38,6 +41,17 @@ _HIGHLIGHTS: Final[Mapping[str, tuple[str, ...]]] = {
         "authConfig.activeDirectoryAuth",
         "authConfig.passwordAuth",
         "administratorLoginPassword",
+        "network.publicNetworkAccess",
+        "network.delegatedSubnetResourceId",
+        "network.privateDnsZoneArmResourceId",
+    ),
+    "azure-native:network:VirtualNetwork": ("addressSpace.addressPrefixes",),
+    "azure-native:network:Subnet": ("addressPrefix", "delegations", "virtualNetworkName"),
+    "azure-native:privatedns:PrivateZone": ("privateZoneName", "location"),
+    "azure-native:privatedns:VirtualNetworkLink": (
+        "privateZoneName",
+        "virtualNetwork.id",
+        "registrationEnabled",
     ),
     "azure-native:dbforpostgresql:FirewallRule": ("startIpAddress", "endIpAddress"),
     "azure-native:dbforpostgresql:Configuration": ("configurationName", "value"),
@@ -79,6 +93,10 @@ def _lookup(inputs: Mapping[str, Any], dotted: str) -> Any:
 def _show(key: str, value: Any) -> str:
     if key.endswith("appSettings") and isinstance(value, list):
         return ", ".join(f"{item.get('name')}={item.get('value')}" for item in value)
+    if key == "delegations" and isinstance(value, list):
+        return ", ".join(str(item.get("serviceName")) for item in value if isinstance(item, Mapping))
+    if key.endswith("addressPrefixes") and isinstance(value, list):
+        return ", ".join(str(item) for item in value)
     if key.endswith("roleDefinitionId") and isinstance(value, str):
         from stack import azure_roles
 

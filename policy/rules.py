@@ -128,6 +128,79 @@ def _postgres_not_public(args: ResourceValidationArgs, report: ReportViolation) 
         )
 
 
+def _delegated_subnet(props: Mapping[str, Any]) -> str | None:
+    """The subnet a server with private access (VNet integration) sits in; None for a public server."""
+    subnet = (props.get("network") or {}).get("delegatedSubnetResourceId")
+    return str(subnet) if subnet else None
+
+
+def _vnet_of(subnet_id: object) -> str:
+    """`.../virtualNetworks/<name>` of a subnet's ARM id, lower-cased (ARM ids compare case-insensitively)."""
+    return str(subnet_id or "").lower().split("/subnets/", 1)[0]
+
+
+def _postgres_private_not_public(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type != PG_SERVER or _delegated_subnet(args.props) is None:
+        return
+    access = (args.props.get("network") or {}).get("publicNetworkAccess")
+    if access != "Disabled":
+        report(
+            f"A server in a delegated subnet must declare network.publicNetworkAccess: Disabled (got {access!r}): "
+            "private mode means no public endpoint."
+        )
+
+
+def _private_servers(resources: Sequence[PolicyResource]) -> list[PolicyResource]:
+    return [r for r in resources if r.resource_type == PG_SERVER and _delegated_subnet(r.props) is not None]
+
+
+def _postgres_private_no_firewall(args: StackValidationArgs, report: ReportViolation) -> None:
+    private = _private_servers(args.resources)
+    names = {str(r.props.get("serverName") or r.name) for r in private}
+    for rule in args.resources:
+        if rule.resource_type != PG_FIREWALL_RULE or not private:
+            continue
+        target = rule.props.get("serverName")
+        if target is None or str(target) in names:
+            report(
+                f"Firewall rule {rule.name} targets a server with private access: in private mode the VNet is "
+                "the only way in, and no firewall rule may be declared."
+            )
+
+
+def _routes_all_traffic(props: Mapping[str, Any]) -> bool:
+    routing = props.get("outboundVnetRouting") or {}
+    return (
+        _site_config(props).get("vnetRouteAllEnabled") is True
+        or routing.get("applicationTraffic") is True
+        or routing.get("allTraffic") is True
+    )
+
+
+def _web_app_in_database_network(args: StackValidationArgs, report: ReportViolation) -> None:
+    """The stack's web apps use its database: with the database private, each must be routed into its VNet."""
+    networks = {_vnet_of(_delegated_subnet(server.props)) for server in _private_servers(args.resources)}
+    if not networks:
+        return
+    for site in (r for r in args.resources if r.resource_type == WEB_APP):
+        subnet = site.props.get("virtualNetworkSubnetId")
+        if not subnet:
+            report(
+                f"Web app {site.name} is not integrated with a virtual network, but its database has private "
+                "access only: set virtualNetworkSubnetId to a subnet of the database's VNet."
+            )
+        elif _vnet_of(subnet) not in networks:
+            report(
+                f"Web app {site.name} is integrated with {_vnet_of(subnet)}, not the database's network "
+                f"({', '.join(sorted(networks))})."
+            )
+        elif not _routes_all_traffic(site.props):
+            report(
+                f"Web app {site.name} does not route all outbound traffic into the VNet "
+                "(siteConfig.vnetRouteAllEnabled or outboundVnetRouting.applicationTraffic)."
+            )
+
+
 def _postgres_supported_version(args: ResourceValidationArgs, report: ReportViolation) -> None:
     if args.resource_type == PG_SERVER and str(args.props.get("version")) in RETIRED_POSTGRES_VERSIONS:
         report(f"PostgreSQL {args.props.get('version')} is retired on Azure; use 16 or newer.")
@@ -214,6 +287,12 @@ RESOURCE_POLICIES: Final[tuple[ResourceValidationPolicy, ...]] = (
         _MANDATORY,
     ),
     ResourceValidationPolicy(
+        "postgres-private-no-public-access",
+        "A PostgreSQL server with private access declares public network access Disabled.",
+        _postgres_private_not_public,
+        _MANDATORY,
+    ),
+    ResourceValidationPolicy(
         "postgres-supported-version",
         "PostgreSQL runs a major version Azure still supports.",
         _postgres_supported_version,
@@ -238,6 +317,18 @@ STACK_POLICIES: Final[tuple[StackValidationPolicy, ...]] = (
         "basic-publishing-auth-declared",
         "Every web app has FTP and SCM basic-auth publishing turned off by the stack.",
         _basic_auth_declared,
+        _MANDATORY,
+    ),
+    StackValidationPolicy(
+        "postgres-private-no-firewall",
+        "No firewall rule is declared for a PostgreSQL server with private access.",
+        _postgres_private_no_firewall,
+        _MANDATORY,
+    ),
+    StackValidationPolicy(
+        "web-app-in-database-network",
+        "With the database private, every web app is integrated with its VNet and routes all traffic there.",
+        _web_app_in_database_network,
         _MANDATORY,
     ),
 )

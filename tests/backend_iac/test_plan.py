@@ -55,7 +55,7 @@ def test_json_plan_has_resources_violations_and_cost(capsys: pytest.CaptureFixtu
 
 
 def test_cost_counts_instances_and_the_database(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """Two B2 instances plus Postgres B1ms and 32 GB are all in the monthly figure."""
+    """Two B2 instances, Postgres B1ms and 32 GB, and the private network (DNS zone, queries; the rest free)."""
     root = stack_root(tmp_path, appServiceSku="B2", instanceCount=2, enablePostgres=True)
     code, out, _ = plan(capsys, "--stack", "check", "--root", str(root), "--format", "json")
     report = json.loads(out)
@@ -65,6 +65,12 @@ def test_cost_counts_instances_and_the_database(tmp_path: Path, capsys: pytest.C
         "App Service plan B2 (Linux) x 2",
         "PostgreSQL Flexible Server Standard_B1ms",
         "PostgreSQL storage 32 GB",
+        "Private DNS queries, up to 1 million ($0.40 per million)",
+        "Private DNS zone backend-iac-check.private.postgres.database.azure.com",
+        "Private DNS zone link network-postgres-dns-link: free",
+        "Subnet network-app-subnet: free",
+        "Subnet network-postgres-subnet: free",
+        "Virtual network network-vnet: free",
     ]
     assert report["monthly_cost_usd"] == round(sum(i["monthly_usd"] for i in report["estimate"]["items"]), 2)
 
