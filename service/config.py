@@ -88,6 +88,10 @@ class Settings(BaseSettings):
     # A request body still arriving after this long gets 408: a slow upload would otherwise hold its
     # connection open for as long as the client likes (the server has no read timeout of its own).
     request_body_timeout: float = Field(default=30.0, gt=0, le=600)
+    # A request head (request line and headers) not complete this long after its connection opened, or
+    # after its first byte on a kept-alive connection, gets 408 and the connection is closed (service.worker):
+    # a half-sent or silent connection would otherwise hold a descriptor for ever.
+    request_header_timeout: float = Field(default=10.0, gt=0, le=120)
 
     @model_validator(mode="after")
     def _check_coherent(self) -> Settings:
