@@ -28,6 +28,14 @@ MAX_HEADER_BYTES: Final = 32 * 1024
 MAX_HEADER_FIELDS: Final = 100
 
 
+# Set by App Service in every app's environment, read-only: "WEBSITE_SITE_NAME: Read-only. App name."
+# (https://learn.microsoft.com/en-us/azure/app-service/reference-app-settings, "App environment"), and
+# WEBSITE_INSTANCE_ID, the instance's id (https://github.com/projectkudu/kudu/wiki/Azure-runtime-environment).
+# Either one present means the service runs on App Service: production unless told otherwise, never
+# development.
+APP_SERVICE_MARKERS: Final = ("WEBSITE_SITE_NAME", "WEBSITE_INSTANCE_ID")
+
+
 class AppEnv(StrEnum):
     DEVELOPMENT = "development"
     PRODUCTION = "production"
@@ -53,6 +61,10 @@ def _is_loopback(host: str | None) -> bool:
         return False
 
 
+def _on_app_service(data: dict[str, object]) -> bool:
+    return any(data.get(name.lower()) for name in APP_SERVICE_MARKERS)
+
+
 def _default_sqlite_path(app_env: AppEnv) -> Path:
     if app_env is AppEnv.PRODUCTION:
         # App Service persists /home (HOME) across restarts and instances; the app directory may not be.
@@ -65,7 +77,11 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
 
+    # Default: development locally; production on App Service (see _default_app_env).
     app_env: AppEnv = AppEnv.DEVELOPMENT
+    # App Service's own read-only variables (APP_SERVICE_MARKERS), read only to tell where we run.
+    website_site_name: str | None = None
+    website_instance_id: str | None = None
     database_url: str | None = None
     database_auth: DatabaseAuth = DatabaseAuth.PASSWORD
     database_connect_timeout: float = Field(default=3.0, gt=0, le=30)
@@ -93,9 +109,24 @@ class Settings(BaseSettings):
     # a half-sent or silent connection would otherwise hold a descriptor for ever.
     request_header_timeout: float = Field(default=10.0, gt=0, le=120)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_app_env(cls, data: object) -> object:
+        """APP_ENV left unset on App Service means production: failing open into development (local keys,
+        relaxed checks) is the one mistake a deployment must never make quietly."""
+        if isinstance(data, dict) and data.get("app_env") in (None, "") and _on_app_service(data):
+            return {**data, "app_env": AppEnv.PRODUCTION}
+        return data
+
     @model_validator(mode="after")
     def _check_coherent(self) -> Settings:
         problems: list[str] = []
+        if self.app_env is AppEnv.DEVELOPMENT and _on_app_service(
+            {"website_site_name": self.website_site_name, "website_instance_id": self.website_instance_id}
+        ):
+            problems.append(
+                "APP_ENV: development is refused on App Service (WEBSITE_SITE_NAME or WEBSITE_INSTANCE_ID is set)"
+            )
         if self.database_url is not None and not self.database_url.startswith(
             ("postgresql://", "postgres://", "sqlite:///")
         ):

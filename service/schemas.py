@@ -2,18 +2,42 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from service.db.records import Item
 
 # No NUL characters: PostgreSQL text cannot hold one (psycopg refuses it, which was a 500), and SQLite would
 # store it, so the two backends would disagree. The pattern also puts the rule in the OpenAPI document.
 _NO_NUL = r"^[^\x00]*$"
+
+
+def _visible_name(value: str) -> str:
+    """A name is shown to people: no control characters (Unicode category Cc: NUL, newlines, escapes) or
+    format characters (Cf: bidirectional overrides such as U+202E, zero-width characters) that would make
+    it display as something else, and not blank."""
+    for character in value:
+        if unicodedata.category(character) in ("Cc", "Cf"):
+            msg = f"must not contain control or format characters (found U+{ord(character):04X})"
+            raise ValueError(msg)
+    if not value.strip():
+        msg = "must not be blank or whitespace only"
+        raise ValueError(msg)
+    return value
+
+
 Name = Annotated[
-    str, Field(min_length=1, max_length=200, pattern=_NO_NUL, description="1 to 200 characters, no NUL")
+    str,
+    Field(
+        min_length=1,
+        max_length=200,
+        pattern=_NO_NUL,
+        description="1 to 200 characters, not blank, no control or format characters (Unicode Cc, Cf)",
+    ),
+    AfterValidator(_visible_name),
 ]
 Description = Annotated[
     str, Field(max_length=2000, pattern=_NO_NUL, description="at most 2000 characters, no NUL")

@@ -146,6 +146,10 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             if self._head_bytes > self.limits.max_head_bytes:
                 self._refuse(431, f"request head exceeds {self.limits.max_head_bytes} bytes")
 
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to a request it cannot parse, as a problem document with the usual headers."""
+        self._refuse(400, msg)
+
     # Parser callbacks
     def on_message_begin(self) -> None:
         super().on_message_begin()

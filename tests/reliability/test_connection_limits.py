@@ -296,3 +296,21 @@ def test_a_connection_flood_gets_503_past_the_bound_and_drains(service: ServiceP
     assert health_during[1] < 2.0, health_during
     assert health_after[0] == 200, health_after
     assert drained == flood
+
+
+def test_responses_over_http_carry_no_banner_and_the_security_headers(service: ServiceProcess) -> None:
+    """Under the real start command: no `server` header, nosniff and HSTS (production), HEAD /healthz 200,
+    and the worker's own refusals are problem documents with the same headers."""
+    for method in ("GET", "HEAD"):
+        response = httpx.request(method, f"{service.url}/healthz", timeout=5.0)
+        assert response.status_code == 200, (method, response.text)
+        assert "server" not in response.headers, method
+        assert response.headers["x-content-type-options"] == "nosniff", method
+        assert response.headers["strict-transport-security"].startswith("max-age="), method
+    with socket.create_connection(("127.0.0.1", service.port), timeout=5.0) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nbad header\r\n\r\n")
+        refused = sock.recv(65536)
+    assert _status_of(refused) == 400
+    assert b"content-type: application/problem+json" in refused
+    assert b"x-content-type-options: nosniff" in refused
+    assert b"server:" not in refused.lower()
