@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from service.redaction import redact, url_password
+
 # The issuer `make token` signs for; only ever trusted when APP_ENV=development.
 DEVELOPMENT_ISSUER: Final = "http://127.0.0.1/backend-iac-dev"
 DEVELOPMENT_AUDIENCE: Final = "api://backend-iac-dev"
@@ -61,6 +63,23 @@ def _is_loopback(host: str | None) -> bool:
         return False
 
 
+def _postgres_url_problems(url: str) -> list[str]:
+    """libpq's own parse of the URL (what psycopg will do on every connect), its complaint redacted: a
+    URL it refuses would otherwise fail every reconnect, each failure logged with the part it quotes."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        parameters = conninfo_to_dict(url)
+    except psycopg.Error as error:
+        reason = redact(str(error).strip(), [password] if (password := url_password(url)) else [])
+        return [f"DATABASE_URL: not a valid PostgreSQL URL ({reason})"]
+    ports = str(parameters.get("port") or "5432").split(",")
+    if not all(port.isdigit() and 0 < int(port) < 65536 for port in ports):
+        return ["DATABASE_URL: the port must be a number from 1 to 65535"]
+    return []
+
+
 def _on_app_service(data: dict[str, object]) -> bool:
     return any(data.get(name.lower()) for name in APP_SERVICE_MARKERS)
 
@@ -82,7 +101,8 @@ class Settings(BaseSettings):
     # App Service's own read-only variables (APP_SERVICE_MARKERS), read only to tell where we run.
     website_site_name: str | None = None
     website_instance_id: str | None = None
-    database_url: str | None = None
+    # repr=False: the URL may carry a password, and a Settings repr must never show it.
+    database_url: str | None = Field(default=None, repr=False)
     database_auth: DatabaseAuth = DatabaseAuth.PASSWORD
     database_connect_timeout: float = Field(default=3.0, gt=0, le=30)
     database_statement_timeout: float = Field(default=5.0, gt=0, le=120)
@@ -131,6 +151,8 @@ class Settings(BaseSettings):
             ("postgresql://", "postgres://", "sqlite:///")
         ):
             problems.append("DATABASE_URL: must start with postgresql:// or sqlite:/// (got another scheme)")
+        if self.uses_postgres and self.database_url is not None:
+            problems.extend(_postgres_url_problems(self.database_url))
         if self.database_auth is DatabaseAuth.MANAGED_IDENTITY and not self.uses_postgres:
             problems.append("DATABASE_AUTH: managed-identity needs a postgresql:// DATABASE_URL")
         if self.app_env is AppEnv.PRODUCTION:

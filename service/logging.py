@@ -8,6 +8,7 @@ from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter
 
+from service.redaction import RedactSecretsFilter
 from service.request_context import current_request_id
 
 
@@ -31,14 +32,15 @@ def logging_config(level: str = "INFO") -> dict[str, Any]:
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"request_id": {"()": _RequestIdFilter}},
+        # Every line passes the redaction filter: no handler writes a database password, whatever logs it.
+        "filters": {"request_id": {"()": _RequestIdFilter}, "redact": {"()": RedactSecretsFilter}},
         "formatters": {"json": {"()": json_formatter}},
         "handlers": {
             "stdout": {
                 "class": "logging.StreamHandler",
                 "stream": "ext://sys.stdout",
                 "formatter": "json",
-                "filters": ["request_id"],
+                "filters": ["request_id", "redact"],
             }
         },
         "root": {"level": level, "handlers": ["stdout"]},
