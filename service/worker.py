@@ -5,9 +5,10 @@ headers took a worker from 70 to 269 MiB before the app's 431 check could run), 
 first response has been sent (a connection that never finishes its head stays open for ever), and accepts
 connections until the process runs out of file descriptors. This protocol adds, per connection:
 
-- a head limit counted as the bytes arrive: past MAX_HEAD_BYTES on the wire, or MAX_HEADER_FIELDS fields,
-  or MAX_HEADER_BYTES of names and values, the answer is 431 and the connection is closed, so a worker
-  holds at most one read (256 KiB) beyond the limit per connection;
+- a head limit counted as the bytes arrive: a head still incomplete past MAX_HEAD_BYTES on the wire or
+  MAX_HEADER_FIELDS fields is answered 431 and the connection closed, so a worker holds at most one read
+  (256 KiB) beyond the limit per connection. A head that arrives whole in one read is bounded by that
+  read, and the app checks MAX_HEADER_BYTES and MAX_HEADER_FIELDS exactly (service.middleware);
 - a head deadline: a request head not complete REQUEST_HEADER_TIMEOUT seconds after the connection
   opened (or after the first byte of a later request) gets 408 and the connection is closed (a connection
   that sent nothing is just closed). Between requests, uvicorn's keep-alive timeout (gunicorn's
@@ -29,6 +30,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, ClassVar, Final
 
+import httptools
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
@@ -62,7 +64,6 @@ _REFUSAL_HEADERS: Final = (
 @dataclass(frozen=True)
 class ConnectionLimits:
     max_head_bytes: int = MAX_HEAD_BYTES
-    max_header_bytes: int = MAX_HEADER_BYTES
     max_header_fields: int = MAX_HEADER_FIELDS
     header_timeout: float = 10.0
     max_connections: int = 1000
@@ -102,11 +103,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         _loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
-        self._reading_head = True
         self._head_bytes = 0
-        self._header_fields = 0
-        self._header_bytes = 0
-        self._head_too_large = False
+        self._head_headers: list[tuple[bytes, bytes]] | None = None  # the head _head_bytes counts
         self._refused = False
         self._received_any = False
         self._linger_budget = LINGER_BYTES
@@ -123,73 +121,59 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
                 linger=BUSY_LINGER_SECONDS,
             )
             return
-        self._arm_head_deadline()
+        self._arm_head_deadline()  # a connection that never sends a byte is closed at the deadline too
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_head_deadline()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        """uvicorn's data_received, then the head checks. Written so that the common case (a whole head in
+        one read) costs two attribute tests and no timer: the checks only run for a head left incomplete."""
         if self._refused:  # lingering after a refusal: drop the bytes, close once the budget is spent
             self._linger_budget -= len(data)
             if self._linger_budget <= 0:
                 self.transport.close()
             return
         self._received_any = True
-        super().data_received(data)
-        if self._refused or self.transport.is_closing():
+        self._unset_keepalive_if_required()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            msg = "Invalid HTTP request received."
+            self.logger.warning(msg)
+            self._refuse(400, msg)
             return
-        if self._reading_head:
-            # The head is still incomplete, so these bytes (all of them, or the tail where a new request
-            # began) are held by the parser: count them before the next read can add more.
-            self._head_bytes += len(data)
-            if self._head_bytes > self.limits.max_head_bytes:
-                self._refuse(431, f"request head exceeds {self.limits.max_head_bytes} bytes")
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+            return
+        scope = self.scope
+        if scope is not None and "method" in scope:  # the last head seen is complete (uvicorn sets method)
+            if self._head_deadline is not None:
+                self._cancel_head_deadline()
+            return
+        if self.transport.is_closing():
+            return
+        # A head is incomplete, so these bytes (all of them, or the tail where it began) are held by the
+        # parser and uvicorn: count them before the next read can add more. uvicorn starts a new header
+        # list for each request, which tells a new head from the one being counted.
+        if self._head_headers is not self.headers:
+            self._head_headers = self.headers
+            self._head_bytes = 0
+        self._head_bytes += len(data)
+        if self._head_bytes > self.limits.max_head_bytes:
+            self._refuse(431, f"request head exceeds {self.limits.max_head_bytes} bytes")
+        elif len(self.headers) > self.limits.max_header_fields:
+            self._refuse(431, f"request has more than {self.limits.max_header_fields} header fields")
+        else:
+            self._arm_head_deadline()  # from the first read of a head split across reads
 
     def send_400_response(self, msg: str) -> None:
         """uvicorn's answer to a request it cannot parse, as a problem document with the usual headers."""
         self._refuse(400, msg)
-
-    # Parser callbacks
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        self._reading_head = True
-        self._head_bytes = 0
-        self._header_fields = 0
-        self._header_bytes = 0
-        self._head_too_large = False
-        self._arm_head_deadline()
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._header_fields += 1
-        self._header_bytes += len(name) + len(value)
-        if (
-            self._header_fields > self.limits.max_header_fields
-            or self._header_bytes > self.limits.max_header_bytes
-        ):
-            self._head_too_large = True  # keep nothing more; refused when the head completes
-            return
-        super().on_header(name, value)
-
-    def on_headers_complete(self) -> None:
-        self._reading_head = False
-        self._cancel_head_deadline()
-        if self._head_too_large:
-            self._refuse(
-                431,
-                f"request headers exceed {self.limits.max_header_bytes} bytes "
-                f"or {self.limits.max_header_fields} fields",
-            )
-            return
-        super().on_headers_complete()
-
-    def on_body(self, body: bytes) -> None:
-        if not self._refused:
-            super().on_body(body)
-
-    def on_message_complete(self) -> None:
-        if not self._refused:
-            super().on_message_complete()
 
     # Helpers
     def _arm_head_deadline(self) -> None:
