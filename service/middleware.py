@@ -188,9 +188,10 @@ class RequestLimitsMiddleware:
         await response(scope, receive, send)
 
 
-# One year, and subdomains too: the common recommendation (MDN's and OWASP's examples use
-# `max-age=31536000; includeSubDomains`); no `preload`, which commits the whole registrable domain
-# (RFC 6797 section 6.1; https://developer.mozilla.org/en-US/docs/Web/HTTP/Headers/Strict-Transport-Security).
+# One year, and subdomains too: `max-age=31536000; includeSubDomains`, the example MDN gives
+# (https://developer.mozilla.org/en-US/docs/Web/HTTP/Headers/Strict-Transport-Security; directives from
+# RFC 6797 section 6.1). No `preload`: not part of the RFC, it asks browsers to hard-code the whole domain
+# (hstspreload.org) and is slow to undo. OWASP's cheat sheet: unchecked.
 HSTS_VALUE: Final = b"max-age=31536000; includeSubDomains"
 _NOSNIFF: Final = (b"x-content-type-options", b"nosniff")
 _NO_STORE: Final = (b"cache-control", b"no-store")
