@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from service.redaction import redact, url_password
+
 # The issuer `make token` signs for; only ever trusted when APP_ENV=development.
 DEVELOPMENT_ISSUER: Final = "http://127.0.0.1/backend-iac-dev"
 DEVELOPMENT_AUDIENCE: Final = "api://backend-iac-dev"
@@ -26,6 +28,14 @@ MAX_BODY_BYTES: Final = 1024 * 1024
 # stay far below, and an unbounded header block is a cheap way to make a worker hold memory.
 MAX_HEADER_BYTES: Final = 32 * 1024
 MAX_HEADER_FIELDS: Final = 100
+
+
+# Set by App Service in every app's environment, read-only: "WEBSITE_SITE_NAME: Read-only. App name."
+# (https://learn.microsoft.com/en-us/azure/app-service/reference-app-settings, "App environment"), and
+# WEBSITE_INSTANCE_ID, the instance's id (https://github.com/projectkudu/kudu/wiki/Azure-runtime-environment).
+# Either one present means the service runs on App Service: production unless told otherwise, never
+# development.
+APP_SERVICE_MARKERS: Final = ("WEBSITE_SITE_NAME", "WEBSITE_INSTANCE_ID")
 
 
 class AppEnv(StrEnum):
@@ -53,6 +63,27 @@ def _is_loopback(host: str | None) -> bool:
         return False
 
 
+def _postgres_url_problems(url: str) -> list[str]:
+    """libpq's own parse of the URL (what psycopg will do on every connect), its complaint redacted: a
+    URL it refuses would otherwise fail every reconnect, each failure logged with the part it quotes."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        parameters = conninfo_to_dict(url)
+    except psycopg.Error as error:
+        reason = redact(str(error).strip(), [password] if (password := url_password(url)) else [])
+        return [f"DATABASE_URL: not a valid PostgreSQL URL ({reason})"]
+    ports = str(parameters.get("port") or "5432").split(",")
+    if not all(port.isdigit() and 0 < int(port) < 65536 for port in ports):
+        return ["DATABASE_URL: the port must be a number from 1 to 65535"]
+    return []
+
+
+def _on_app_service(data: dict[str, object]) -> bool:
+    return any(data.get(name.lower()) for name in APP_SERVICE_MARKERS)
+
+
 def _default_sqlite_path(app_env: AppEnv) -> Path:
     if app_env is AppEnv.PRODUCTION:
         # App Service persists /home (HOME) across restarts and instances; the app directory may not be.
@@ -65,8 +96,13 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
 
+    # Default: development locally; production on App Service (see _default_app_env).
     app_env: AppEnv = AppEnv.DEVELOPMENT
-    database_url: str | None = None
+    # App Service's own read-only variables (APP_SERVICE_MARKERS), read only to tell where we run.
+    website_site_name: str | None = None
+    website_instance_id: str | None = None
+    # repr=False: the URL may carry a password, and a Settings repr must never show it.
+    database_url: str | None = Field(default=None, repr=False)
     database_auth: DatabaseAuth = DatabaseAuth.PASSWORD
     database_connect_timeout: float = Field(default=3.0, gt=0, le=30)
     database_statement_timeout: float = Field(default=5.0, gt=0, le=120)
@@ -104,13 +140,35 @@ class Settings(BaseSettings):
     def _upper_case_level(cls, value: object) -> object:
         return value.strip().upper() if isinstance(value, str) else value
 
+    # A request head (request line and headers) not complete this long after its connection opened, or
+    # after its first byte on a kept-alive connection, gets 408 and the connection is closed (service.worker):
+    # a half-sent or silent connection would otherwise hold a descriptor for ever.
+    request_header_timeout: float = Field(default=10.0, gt=0, le=120)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_app_env(cls, data: object) -> object:
+        """APP_ENV left unset on App Service means production: failing open into development (local keys,
+        relaxed checks) is the one mistake a deployment must never make quietly."""
+        if isinstance(data, dict) and data.get("app_env") in (None, "") and _on_app_service(data):
+            return {**data, "app_env": AppEnv.PRODUCTION}
+        return data
+
     @model_validator(mode="after")
     def _check_coherent(self) -> Settings:
         problems: list[str] = []
+        if self.app_env is AppEnv.DEVELOPMENT and _on_app_service(
+            {"website_site_name": self.website_site_name, "website_instance_id": self.website_instance_id}
+        ):
+            problems.append(
+                "APP_ENV: development is refused on App Service (WEBSITE_SITE_NAME or WEBSITE_INSTANCE_ID is set)"
+            )
         if self.database_url is not None and not self.database_url.startswith(
             ("postgresql://", "postgres://", "sqlite:///")
         ):
             problems.append("DATABASE_URL: must start with postgresql:// or sqlite:/// (got another scheme)")
+        if self.uses_postgres and self.database_url is not None:
+            problems.extend(_postgres_url_problems(self.database_url))
         if self.database_auth is DatabaseAuth.MANAGED_IDENTITY and not self.uses_postgres:
             problems.append("DATABASE_AUTH: managed-identity needs a postgresql:// DATABASE_URL")
         if self.app_env is AppEnv.PRODUCTION:

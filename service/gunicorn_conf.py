@@ -24,13 +24,18 @@ def _settings_or_exit() -> Settings:
 _settings = _settings_or_exit()
 bind = f"0.0.0.0:{_settings.port}"
 workers = _settings.web_concurrency
-worker_class = "uvicorn_worker.UvicornWorker"
+# uvicorn-worker's worker with limits enforced while a request head is parsed, a head deadline and a
+# connection bound (service.worker).
+worker_class = "service.worker.LimitedUvicornWorker"
+# Connections one worker keeps open at once (capped by its descriptor limit); past it: 503 and close.
+worker_connections = 1000
 
 # A worker silent this long is killed and replaced; well under the front end's fixed 230 s.
 timeout = 120
 # SIGTERM (App Service stopping or recycling the container): requests in flight get this long to finish.
 graceful_timeout = _settings.graceful_timeout
-# Longer than the front end's idle keep-alive, so it never reuses a connection we just closed.
+# Longer than the front end's idle keep-alive, so it never reuses a connection we just closed. This is
+# also the idle timeout: a kept-alive connection silent this long after a response is closed.
 keepalive = 75
 # App Service terminates TLS in front of the container and sets X-Forwarded-*; nothing else reaches it.
 forwarded_allow_ips = "*"

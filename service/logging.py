@@ -15,6 +15,7 @@ from typing import Any, Final, Literal
 
 from pythonjsonlogger.json import JsonFormatter
 
+from service.redaction import RedactSecretsFilter
 from service.request_context import current_request_id
 
 LogFormat = Literal["json", "text"]
@@ -91,14 +92,15 @@ def logging_config(level: str = "INFO", log_format: LogFormat | None = None) -> 
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"request_id": {"()": _RequestIdFilter}},
+        # Every line passes the redaction filter: no handler writes a database password, whatever logs it.
+        "filters": {"request_id": {"()": _RequestIdFilter}, "redact": {"()": RedactSecretsFilter}},
         "formatters": {"json": {"()": json_formatter}, "text": {"()": _ConsoleFormatter}},
         "handlers": {
             "stdout": {
                 "class": "logging.StreamHandler",
                 "stream": "ext://sys.stdout",
                 "formatter": log_format or chosen_log_format(),
-                "filters": ["request_id"],
+                "filters": ["request_id", "redact"],
             }
         },
         "root": {"level": level, "handlers": ["stdout"]},

@@ -14,7 +14,7 @@ from service.auth import JwksCache, KeySource, StaticKeys, TokenVerifier
 from service.config import AppEnv, Settings, get_settings
 from service.db.errors import DatabaseUnavailable
 from service.db.factory import open_store
-from service.middleware import RequestContextMiddleware, RequestLimitsMiddleware
+from service.middleware import RequestContextMiddleware, RequestLimitsMiddleware, SecurityHeadersMiddleware
 from service.problems import PROBLEM_JSON, install_problem_handlers
 from service.routes import health, items, version
 from service.routes.docs import install_api_docs
@@ -137,6 +137,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         RequestLimitsMiddleware,
         max_body_bytes=settings.max_body_bytes if settings else None,
         body_timeout=settings.request_body_timeout if settings else None,
+    )
+    # Outside the limits, so their refusals carry the security headers too.
+    app.add_middleware(
+        SecurityHeadersMiddleware,
+        hsts=settings.app_env is AppEnv.PRODUCTION if settings else None,
     )
     app.add_middleware(RequestContextMiddleware)
     return app
