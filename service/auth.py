@@ -1,14 +1,19 @@
 """Bearer-token verification: JWKS cache, signature and claims checks, scopes.
 
-Asymmetric algorithms only (RS256, ES256): `alg=none` and HMAC tokens are refused before any key is
-looked at, so a token "signed" with the public key as an HMAC secret can never verify.
+Asymmetric algorithms only (RS256/384/512, PS256/384/512, ES256/384; RFC 7518 section 3.1), each with a
+key of its own family: `alg=none` and HMAC tokens are refused before any key is looked at, so a token
+"signed" with the public key as an HMAC secret can never verify. Every refusal names its cause, in the
+problem detail and in the RFC 6750 `error_description`; no refusal repeats anything the token says.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
+import json
 import logging
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,14 +22,27 @@ from typing import Any, Final, Protocol
 import httpx
 import jwt
 from cachetools import TLRUCache
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 logger = logging.getLogger("backend_iac.auth")
 
-ALLOWED_ALGORITHMS: Final = frozenset({"RS256", "ES256"})
+# RFC 7518 section 3.1: RSASSA-PKCS1-v1_5 (RS*), RSASSA-PSS (PS*) and ECDSA on P-256/P-384 (ES256/384).
+ALLOWED_ALGORITHMS: Final = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384"}
+)
+# RFC 7518 section 3.4: ES256 is ECDSA on P-256, ES384 on P-384; a key on another curve never fits.
+_EC_CURVES: Final[Mapping[str, type[ec.EllipticCurve]]] = {"ES256": ec.SECP256R1, "ES384": ec.SECP384R1}
 # A JWT beyond this size is refused unread: real access tokens are a few KiB.
 MAX_TOKEN_BYTES: Final = 16 * 1024
+MAX_KID_LENGTH: Final = 256
+MAX_CLAIM_STRING: Final = 1024
+# NumericDates past this (the year 2286) are refused as malformed, not trusted: nothing real expires then,
+# and a date must stay a finite float for the cache's clock arithmetic.
+MAX_NUMERIC_DATE: Final = 10_000_000_000
 # Cached keys are refetched in the background of a request after this long, even without an unknown kid.
 JWKS_MAX_AGE_SECONDS: Final = 3600.0
+# RFC 6750 section 3: error_description is limited to %x20-21 / %x23-5B / %x5D-7E (no quote, no backslash).
+_DESCRIPTION_UNSAFE: Final = re.compile(r"[^\x20-\x21\x23-\x5b\x5d-\x7e]")
 
 
 class AuthError(Exception):
@@ -39,10 +57,12 @@ class AuthError(Exception):
 
     @property
     def challenge(self) -> str:
-        """The RFC 6750 WWW-Authenticate value."""
+        """The RFC 6750 section 3 WWW-Authenticate value: the error code and, for a refused token, its cause
+        as `error_description` (the same text as the problem detail)."""
         if self.code == "missing_token":
-            return 'Bearer realm="backend-iac"'
+            return 'Bearer realm="backend-iac"'  # section 3.1: no error code when no token was sent
         value = f'Bearer realm="backend-iac", error="{self.code}"'
+        value += f', error_description="{_DESCRIPTION_UNSAFE.sub("?", self.detail)}"'
         if self.scope:
             value += f', scope="{self.scope}"'
         return value
@@ -65,17 +85,66 @@ class Caller:
             raise AuthError(403, "insufficient_scope", f"this operation needs the {scope} scope", scope=scope)
 
 
+PublicKeyType = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
+
+
+@dataclass(frozen=True, slots=True)
+class VerificationKey:
+    """One public key of the issuer's JWKS, and the algorithm it declares (`alg`), if any."""
+
+    kid: str
+    public: PublicKeyType
+    declared_algorithm: str | None
+
+    def fits(self, algorithm: str) -> bool:
+        """Whether a token signed with `algorithm` may be verified with this key: same family (RSA for RS*
+        and PS*, EC on the algorithm's own curve for ES*), and the JWK's own `alg` if it names one
+        (RFC 7517 section 4.4)."""
+        if self.declared_algorithm is not None and self.declared_algorithm != algorithm:
+            return False
+        if algorithm.startswith(("RS", "PS")):
+            return isinstance(self.public, rsa.RSAPublicKey)
+        curve = _EC_CURVES.get(algorithm)
+        return (
+            curve is not None
+            and isinstance(self.public, ec.EllipticCurvePublicKey)
+            and isinstance(self.public.curve, curve)
+        )
+
+
+def verification_key(entry: Mapping[str, Any]) -> VerificationKey | None:
+    """A JWKS entry as a verification key, or None (logged) for one this service never verifies with."""
+    kid = entry.get("kid")
+    if not isinstance(kid, str) or not kid or len(kid) > MAX_KID_LENGTH:
+        return None
+    if entry.get("use", "sig") != "sig":
+        return None
+    declared = entry.get("alg")
+    if declared is not None and declared not in ALLOWED_ALGORITHMS:
+        return None
+    try:
+        parsed = jwt.PyJWK.from_dict(dict(entry)).key
+    except (jwt.PyJWTError, ValueError, TypeError, KeyError):
+        return None  # a key type we do not verify with (e.g. an HMAC "oct" key): skip it, never trust it
+    if isinstance(parsed, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+        parsed = parsed.public_key()
+    if not isinstance(parsed, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
+        return None
+    return VerificationKey(kid=kid, public=parsed, declared_algorithm=declared)
+
+
 class KeySource(Protocol):
-    async def key_for(self, kid: str) -> jwt.PyJWK | None: ...
+    async def key_for(self, kid: str) -> VerificationKey | None: ...
 
 
 class StaticKeys:
     """A fixed key set (development keys)."""
 
     def __init__(self, jwks: Mapping[str, Any]) -> None:
-        self._keys = {key.key_id: key for key in jwt.PyJWKSet.from_dict(dict(jwks)).keys if key.key_id}
+        keys = (verification_key(entry) for entry in jwks.get("keys", []))
+        self._keys = {key.kid: key for key in keys if key is not None}
 
-    async def key_for(self, kid: str) -> jwt.PyJWK | None:
+    async def key_for(self, kid: str) -> VerificationKey | None:
         return self._keys.get(kid)
 
 
@@ -92,13 +161,13 @@ class JwksCache:
     jwks_url: str | None
     http_timeout: float
     min_refresh_interval: float
-    _keys: dict[str, jwt.PyJWK] = field(default_factory=dict)
+    _keys: dict[str, VerificationKey] = field(default_factory=dict)
     _fetched_at: float = 0.0
     _attempted_at: float = float("-inf")
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     fetch_count: int = 0
 
-    async def key_for(self, kid: str) -> jwt.PyJWK | None:
+    async def key_for(self, kid: str) -> VerificationKey | None:
         key = self._keys.get(kid)
         stale = time.monotonic() - self._fetched_at > JWKS_MAX_AGE_SECONDS
         if key is not None and not stale:
@@ -115,7 +184,7 @@ class JwksCache:
             self.fetch_count += 1
             try:
                 keys = await self._fetch()
-            except (httpx.HTTPError, ValueError, jwt.PyJWTError) as error:
+            except (httpx.HTTPError, ValueError, KeyError, TypeError) as error:
                 logger.warning(
                     "JWKS refresh failed; keeping %d cached keys",
                     len(self._keys),
@@ -125,7 +194,7 @@ class JwksCache:
             self._keys = keys
             self._fetched_at = time.monotonic()
 
-    async def _fetch(self) -> dict[str, jwt.PyJWK]:
+    async def _fetch(self) -> dict[str, VerificationKey]:
         async with httpx.AsyncClient(timeout=self.http_timeout, follow_redirects=False) as client:
             jwks_url = self.jwks_url
             if jwks_url is None:
@@ -136,34 +205,28 @@ class JwksCache:
             response = await client.get(jwks_url)
             response.raise_for_status()
             document = response.json()
-        keys: dict[str, jwt.PyJWK] = {}
+        keys: dict[str, VerificationKey] = {}
         for entry in document.get("keys", []):
-            kid = entry.get("kid")
-            if not isinstance(kid, str) or entry.get("use", "sig") != "sig":
-                continue
-            try:
-                key = jwt.PyJWK.from_dict(entry)
-            except jwt.PyJWTError:
-                continue  # a key type we do not verify with (e.g. an HMAC "oct" key): skip it, never trust it
-            if key.algorithm_name in ALLOWED_ALGORITHMS or entry.get("alg") is None:
-                keys[kid] = key
+            if isinstance(entry, dict) and (key := verification_key(entry)) is not None:
+                keys[key.kid] = key
         return keys
 
 
 def _scopes_from(claims: Mapping[str, Any]) -> frozenset[str]:
+    """Scopes from `scp` (Entra delegated tokens: "String, a space separated list of scopes"), `scope`
+    (RFC 9068 section 2.2.3: the RFC 8693 section 4.2 space-separated string) and `roles` (Entra app
+    roles: "Array of strings"). Sources: learn.microsoft.com/entra/identity-platform/
+    access-token-claims-reference; rfc-editor.org/rfc/rfc9068. Types were checked by _check_claims."""
     scopes: set[str] = set()
-    scp = claims.get("scp")
-    if isinstance(scp, str):
-        scopes.update(scp.split())
+    for name in ("scp", "scope"):
+        value = claims.get(name)
+        if isinstance(value, str):
+            scopes.update(value.split(" "))
     roles = claims.get("roles")
     if isinstance(roles, list):
         scopes.update(role for role in roles if isinstance(role, str))
+    scopes.discard("")
     return frozenset(scopes)
-
-
-def _key_algorithm(key: jwt.PyJWK) -> str | None:
-    kty = key._jwk_data.get("kty")
-    return {"RSA": "RS256", "EC": "ES256"}.get(str(kty))
 
 
 class TokenVerifier:
@@ -198,45 +261,182 @@ class TokenVerifier:
         return caller
 
     async def _verify_uncached(self, token: str) -> Caller:
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError:
-            raise invalid_token("malformed token") from None
-        algorithm = header.get("alg")
-        if algorithm not in ALLOWED_ALGORITHMS:
-            raise invalid_token(f"signing algorithm {algorithm!r} is not accepted")
-        kid = header.get("kid")
-        if not isinstance(kid, str) or not kid:
-            raise invalid_token("token has no key id (kid)")
+        # Everything the token says is checked for type and refused with its cause before any key is
+        # looked up: those refusals need no signature (a claim that would be refused after verification
+        # is refused before it just the same), and a token for another issuer or audience, an expired one,
+        # or an HMAC one, can never make this worker fetch the JWKS.
+        header, claims = _unverified_parts(token)
+        algorithm, kid = _check_header(header)
+        _check_claims(
+            claims,
+            issuer=self.issuer,
+            audience=self.audience,
+            now=time.time(),
+            leeway=self.leeway_seconds,
+        )
         key = await self.keys.key_for(kid)
         if key is None:
-            raise invalid_token("token signed with an unknown key")
-        if _key_algorithm(key) != algorithm:
-            raise invalid_token("token algorithm does not match its key")
+            raise invalid_token("token signed with a key the issuer does not publish (unknown kid)")
+        if not key.fits(algorithm):
+            raise invalid_token("token algorithm does not match its key's type")
         try:
-            claims: dict[str, Any] = jwt.decode(
-                token,
-                key=key.key,
-                algorithms=[algorithm],
-                audience=self.audience,
-                issuer=self.issuer,
-                leeway=self.leeway_seconds,
-                options={"require": ["exp", "iss", "aud"]},
+            verified = jwt.PyJWS().decode_complete(token, key=key.public, algorithms=[algorithm])
+        except (jwt.PyJWTError, ValueError, TypeError):
+            raise invalid_token("token signature is invalid") from None
+        if verified["header"] != header or json.loads(verified["payload"]) != claims:
+            raise invalid_token("malformed token")  # unreachable unless the two decoders disagree
+        return Caller(
+            subject=_subject_of(claims),
+            scopes=_scopes_from(claims),
+            expires_at=float(claims["exp"]),
+        )
+
+
+def _refuse_constant(name: str) -> None:
+    msg = f"{name} is not JSON"
+    raise ValueError(msg)
+
+
+def _segment_json(segment: str, part: str) -> dict[str, Any]:
+    """One base64url segment decoded to a JSON object, or a 401 naming the part."""
+    try:
+        raw = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+        value = json.loads(raw, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError):  # bad base64, not UTF-8, not JSON, NaN, a 5000-digit number
+        raise invalid_token(f"malformed token: the {part} is not base64url-encoded JSON") from None
+    if not isinstance(value, dict):
+        raise invalid_token(f"malformed token: the {part} is not a JSON object")
+    return value
+
+
+def _unverified_parts(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    if not token.isascii() or token.count(".") != 2:
+        raise invalid_token("malformed token: not a compact JWS (three base64url parts)")
+    header_segment, payload_segment, _signature = token.split(".")
+    return _segment_json(header_segment, "header"), _segment_json(payload_segment, "payload")
+
+
+def _check_header(header: Mapping[str, Any]) -> tuple[str, str]:
+    """The header's algorithm and key id, each type-checked; refusals name the field."""
+    algorithm = header.get("alg")
+    if not isinstance(algorithm, str):
+        raise invalid_token("malformed token: the header alg is not a string")
+    if algorithm.lower() == "none" or algorithm.upper().startswith("HS"):
+        raise invalid_token("unsigned and HMAC-signed tokens are refused")
+    if algorithm not in ALLOWED_ALGORITHMS:
+        raise invalid_token(
+            f"signing algorithm not accepted (accepted: {', '.join(sorted(ALLOWED_ALGORITHMS))})"
+        )
+    kid = header.get("kid")
+    if not isinstance(kid, str) or not kid:
+        raise invalid_token("token has no key id (kid)")
+    if len(kid) > MAX_KID_LENGTH:
+        raise invalid_token("malformed token: the header kid is too long")
+    # RFC 7515 section 4.1.11: a recipient MUST reject a JWS whose crit lists an extension it does not
+    # understand; this verifier understands none (nor b64=false, RFC 7797, which needs crit).
+    if "crit" in header or "b64" in header:
+        raise invalid_token("token uses JWS extensions (crit, b64) this API does not accept")
+    token_type = header.get("typ")
+    if token_type is not None and not isinstance(token_type, str):
+        raise invalid_token("malformed token: the header typ is not a string")
+    return algorithm, kid
+
+
+def _numeric_date(claims: Mapping[str, Any], name: str, *, required: bool) -> float | None:
+    """A NumericDate (RFC 7519 section 2: a JSON number of seconds), within sane bounds, else a 401."""
+    value = claims.get(name)
+    if value is None:
+        if required or name in claims:
+            raise invalid_token(
+                f"token has no {name} claim" if name not in claims else f"malformed {name} claim"
             )
-        except jwt.ExpiredSignatureError:
-            raise invalid_token("token expired") from None
-        except jwt.ImmatureSignatureError:
-            raise invalid_token("token not yet valid") from None
-        except jwt.InvalidAudienceError:
-            raise invalid_token("token audience is not this API") from None
-        except jwt.InvalidIssuerError:
-            raise invalid_token("token issuer is not trusted") from None
-        except jwt.PyJWTError:
-            raise invalid_token("token signature or claims are invalid") from None
-        subject = claims.get("oid") or claims.get("sub")
-        if not isinstance(subject, str) or not subject:
-            raise invalid_token("token names no subject (oid or sub)")
-        return Caller(subject=subject, scopes=_scopes_from(claims), expires_at=float(claims["exp"]))
+        return None
+    # bool is an int in Python, and a string of digits is not a JSON number: both refused.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise invalid_token(f"malformed {name} claim: not a JSON number")
+    if not (
+        0 <= value <= MAX_NUMERIC_DATE
+    ):  # also false for NaN; an int past the float range is refused here
+        raise invalid_token(f"malformed {name} claim: out of range")
+    return float(value)
+
+
+def _optional_string(claims: Mapping[str, Any], name: str) -> str | None:
+    value = claims.get(name)
+    if value is None and name not in claims:
+        return None
+    if not isinstance(value, str) or not value or len(value) > MAX_CLAIM_STRING:
+        raise invalid_token(f"malformed {name} claim: not a non-empty string")
+    return value
+
+
+def _check_claims(claims: Mapping[str, Any], *, issuer: str, audience: str, now: float, leeway: int) -> None:
+    """Type-check every claim this service reads, then the issuer, audience and validity window."""
+    token_issuer = _optional_string(claims, "iss")
+    version = _optional_string(claims, "ver")
+    for name in ("sub", "oid", "tid"):
+        _optional_string(claims, name)
+    for name in ("scp", "scope"):
+        if name in claims and not isinstance(claims[name], str):
+            raise invalid_token(f"malformed {name} claim: not a space-separated string")
+    roles = claims.get("roles", [])
+    if not isinstance(roles, list) or not all(isinstance(role, str) for role in roles):
+        raise invalid_token("malformed roles claim: not an array of strings")
+    expires = _numeric_date(claims, "exp", required=True)
+    not_before = _numeric_date(claims, "nbf", required=False)
+    issued_at = _numeric_date(claims, "iat", required=False)
+
+    if token_issuer is None:
+        raise invalid_token("token has no iss claim")
+    if token_issuer != issuer:
+        if _is_entra_v1_token(token_issuer, version) and _is_entra_v2_issuer(issuer):
+            raise invalid_token(
+                "token is an Entra ID v1.0 access token (issuer https://sts.windows.net/<tenant>/) but this "
+                f"API expects v2.0 tokens from {issuer}: set the API app registration's "
+                "requestedAccessTokenVersion to 2 (api.requestedAccessTokenVersion in its manifest), "
+                "or configure AUTH_ISSUER with the v1.0 issuer"
+            )
+        raise invalid_token(f"token issuer is not the one this API trusts (expected {issuer})")
+    token_audience = claims.get("aud")
+    # RFC 7519 section 4.1.3: aud is a string or an array of strings.
+    if isinstance(token_audience, str):
+        audiences = [token_audience]
+    elif isinstance(token_audience, list) and all(isinstance(item, str) for item in token_audience):
+        audiences = token_audience
+    elif token_audience is None and "aud" not in claims:
+        raise invalid_token(f"token has no aud claim (expected {audience})")
+    else:
+        raise invalid_token("malformed aud claim: not a string or an array of strings")
+    if audience not in audiences:
+        raise invalid_token(f"token audience is not this API (expected {audience})")
+    assert expires is not None  # noqa: S101 - required=True above
+    if now > expires + leeway:
+        raise invalid_token("token expired")
+    if not_before is not None and now + leeway < not_before:
+        raise invalid_token("token not yet valid (nbf is in the future)")
+    if issued_at is not None and now + leeway < issued_at:
+        raise invalid_token("token issued in the future (iat)")
+
+
+# Entra's v1.0 tokens: iss `https://sts.windows.net/<tenant>/`, `ver` "1.0"; v2.0 issuers end in `/v2.0`
+# (learn.microsoft.com/entra/identity-platform/access-token-claims-reference, claims iss and ver).
+_ENTRA_V1_ISSUER: Final = re.compile(r"https://sts\.windows\.net/[^/]+/")
+_ENTRA_V2_ISSUER: Final = re.compile(r"https://login\.microsoftonline\.com/[^/]+/v2\.0/?")
+
+
+def _is_entra_v1_token(token_issuer: str, version: str | None) -> bool:
+    return bool(_ENTRA_V1_ISSUER.fullmatch(token_issuer)) or version == "1.0"
+
+
+def _is_entra_v2_issuer(issuer: str) -> bool:
+    return bool(_ENTRA_V2_ISSUER.fullmatch(issuer))
+
+
+def _subject_of(claims: Mapping[str, Any]) -> str:
+    subject = claims.get("oid") or claims.get("sub")
+    if not isinstance(subject, str) or not subject:
+        raise invalid_token("token names no subject (oid or sub)")
+    return subject
 
 
 def bearer_token(authorization: str | None) -> str:

@@ -5,13 +5,17 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import jwt
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.support.issuer import LocalIssuer, new_key
+from service.config import load_settings
+from service.main import create_app
+from tests.support.issuer import AUDIENCE, LocalIssuer, SigningKey, new_key
 
 ITEMS = "/api/v1/items"
 
@@ -168,3 +172,194 @@ class TestTokens:
         assert client.get(item_url, headers=auth(subject="s2", oid="object-1")).status_code == 200
         assert client.get(item_url, headers=auth(subject="object-1")).status_code == 200
         assert client.get(item_url, headers=auth(subject="s1")).status_code == 404
+
+
+ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384")
+ENTRA_TENANT = "00000000-0000-0000-0000-00000000aaaa"
+ENTRA_V2_ISSUER = f"https://login.microsoftonline.com/{ENTRA_TENANT}/v2.0"
+ENTRA_CLIENT_ID = "11111111-2222-3333-4444-555555555555"
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _description(response: object) -> str:
+    """The RFC 6750 error_description of a refusal, checked to equal the problem detail."""
+    from httpx import Response
+
+    assert isinstance(response, Response)
+    challenge = response.headers["www-authenticate"]
+    assert 'error_description="' in challenge, challenge
+    description = challenge.split('error_description="', 1)[1].split('"', 1)[0]
+    assert description == response.json()["detail"]
+    return description
+
+
+@pytest.fixture
+def every_algorithm_issuer() -> Iterator[LocalIssuer]:
+    """An issuer of this module's own publishing one key per accepted algorithm."""
+    local = LocalIssuer(keys=[new_key(algorithm) for algorithm in ALGORITHMS]).start()
+    yield local
+    local.stop()
+
+
+@pytest.fixture
+def every_algorithm_client(every_algorithm_issuer: LocalIssuer, tmp_path: Path) -> Iterator[TestClient]:
+    settings = load_settings(
+        app_env="production",
+        database_url=f"sqlite:///{tmp_path / 'items.sqlite3'}",
+        auth_issuer=every_algorithm_issuer.url,
+        auth_audience=AUDIENCE,
+        build_info_path=tmp_path / "missing-build-info.json",
+    )
+    with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def entra_client(issuer: LocalIssuer, tmp_path: Path) -> Iterator[TestClient]:
+    """The service configured as for Entra ID v2.0 (issuer, client-id audience), keys from the local JWKS."""
+    settings = load_settings(
+        app_env="production",
+        database_url=f"sqlite:///{tmp_path / 'items.sqlite3'}",
+        auth_issuer=ENTRA_V2_ISSUER,
+        auth_audience=ENTRA_CLIENT_ID,
+        auth_jwks_url=issuer.jwks_url,
+        build_info_path=tmp_path / "missing-build-info.json",
+    )
+    with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+class TestAlgorithms:
+    @pytest.mark.parametrize("algorithm", ALGORITHMS)
+    def test_every_accepted_algorithm_verifies(
+        self, every_algorithm_client: TestClient, every_algorithm_issuer: LocalIssuer, algorithm: str
+    ) -> None:
+        """RS256/384/512, PS256/384/512 and ES256/384 tokens, each signed with its own key, read items."""
+        key = next(key for key in every_algorithm_issuer.keys if key.algorithm == algorithm)
+        response = every_algorithm_client.get(ITEMS, headers=_bearer(every_algorithm_issuer.mint(key=key)))
+        assert response.status_code == 200, response.text
+
+    @pytest.mark.parametrize(
+        ("algorithm", "kid_of"), [("RS256", "ES256"), ("ES256", "RS256"), ("PS256", "ES384")]
+    )
+    def test_key_of_another_family_is_refused(
+        self,
+        every_algorithm_client: TestClient,
+        every_algorithm_issuer: LocalIssuer,
+        algorithm: str,
+        kid_of: str,
+    ) -> None:
+        """A token whose kid names a key of another type (an EC key for RS256, ...) is refused, named."""
+        signer = next(key for key in every_algorithm_issuer.keys if key.algorithm == algorithm)
+        other = next(key for key in every_algorithm_issuer.keys if key.algorithm == kid_of)
+        token = every_algorithm_issuer.mint(key=signer, headers={"kid": other.kid})
+        response = every_algorithm_client.get(ITEMS, headers=_bearer(token))
+        _assert_invalid_token(response)
+        assert "does not match its key" in _description(response)
+
+    def test_declared_jwk_algorithm_binds_the_key(
+        self, every_algorithm_client: TestClient, every_algorithm_issuer: LocalIssuer
+    ) -> None:
+        """An RSA key published for RS256 does not verify a PS256 token signed with the same private key."""
+        rs256 = next(key for key in every_algorithm_issuer.keys if key.algorithm == "RS256")
+        token = every_algorithm_issuer.mint(
+            key=SigningKey(kid=rs256.kid, private=rs256.private, algorithm="PS256")
+        )
+        _assert_invalid_token(every_algorithm_client.get(ITEMS, headers=_bearer(token)))
+
+    @pytest.mark.parametrize("algorithm", ["none", "HS256", "HS512", "ES512", "EdDSA"])
+    def test_unaccepted_algorithms_are_refused_before_any_key_lookup(
+        self, every_algorithm_client: TestClient, every_algorithm_issuer: LocalIssuer, algorithm: str
+    ) -> None:
+        """alg none, HMAC and algorithms outside the list are 401 without a JWKS fetch, even for a new kid."""
+        header = {"alg": algorithm, "kid": f"made-up-{uuid.uuid4().hex}", "typ": "JWT"}
+        claims = {
+            "iss": every_algorithm_issuer.url,
+            "aud": AUDIENCE,
+            "sub": "x",
+            "exp": int(time.time()) + 60,
+        }
+        token = f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(claims).encode())}.{_b64(b'sig')}"
+        fetches = every_algorithm_issuer.jwks_requests
+        response = every_algorithm_client.get(ITEMS, headers=_bearer(token))
+        _assert_invalid_token(response)
+        assert every_algorithm_issuer.jwks_requests == fetches
+        description = _description(response)
+        assert algorithm not in description.replace("RS256", "").replace("ES256", "").replace("HMAC", "")
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+class TestScopesAndCauses:
+    def test_rfc9068_scope_claim_grants_scopes(self, client: TestClient, issuer: LocalIssuer) -> None:
+        """An RFC 9068 token carrying its scopes in `scope` (no scp, no roles) reads and writes."""
+        token = issuer.mint(scopes=None, extra={"scope": "openid items.read items.write", "client_id": "c1"})
+        created = client.post(ITEMS, json={"name": "x"}, headers=_bearer(token))
+        assert created.status_code == 201, created.text
+        read_only = issuer.mint(scopes=None, extra={"scope": "items.read"})
+        refused = client.post(ITEMS, json={"name": "x"}, headers=_bearer(read_only))
+        assert refused.status_code == 403, refused.text
+
+    def test_wrong_audience_names_the_expected_one(self, client: TestClient, issuer: LocalIssuer) -> None:
+        """A token for another API: 401 whose detail and error_description say which audience is expected."""
+        token = issuer.mint(audience="api://someone-else")
+        response = client.get(ITEMS, headers=_bearer(token))
+        _assert_invalid_token(response)
+        description = _description(response)
+        assert "audience" in description
+        assert AUDIENCE in description
+        assert "someone-else" not in response.text
+
+    def test_wrong_issuer_is_named(self, client: TestClient, issuer: LocalIssuer) -> None:
+        """A token from another issuer: 401 naming the issuer as the cause."""
+        response = client.get(ITEMS, headers=_bearer(issuer.mint(issuer="https://evil.example/")))
+        _assert_invalid_token(response)
+        assert "issuer" in _description(response)
+        assert "evil.example" not in response.text
+
+    def test_refusals_never_echo_the_token(self, client: TestClient, issuer: LocalIssuer) -> None:
+        """No part of a refused token appears in the response, body or headers."""
+        for token in (issuer.mint(ttl=-3600), issuer.mint(audience="x"), issuer.mint(key=new_key())):
+            response = client.get(ITEMS, headers=_bearer(token))
+            assert response.status_code == 401
+            everything = response.text + json.dumps(dict(response.headers))
+            for part in token.split("."):
+                assert part[:16] not in everything
+
+
+class TestEntra:
+    def test_v2_token_for_the_client_id_is_accepted(
+        self, entra_client: TestClient, issuer: LocalIssuer
+    ) -> None:
+        """The Entra v2.0 shape: iss .../v2.0, aud the API's client id, ver 2.0."""
+        token = issuer.mint(issuer=ENTRA_V2_ISSUER, audience=ENTRA_CLIENT_ID, extra={"ver": "2.0"})
+        response = entra_client.get(ITEMS, headers=_bearer(token))
+        assert response.status_code == 200, response.text
+
+    @pytest.mark.parametrize(
+        "audience",
+        [
+            pytest.param("api://backend-iac", id="identifier-uri"),
+            pytest.param(ENTRA_CLIENT_ID, id="client-id"),
+        ],
+    )
+    def test_v1_token_to_a_v2_configuration_says_what_to_change(
+        self, entra_client: TestClient, issuer: LocalIssuer, audience: str
+    ) -> None:
+        """An Entra v1.0 token (sts.windows.net issuer, ver 1.0): 401 telling to set requestedAccessTokenVersion
+        to 2 or to configure the v1.0 issuer."""
+        token = issuer.mint(
+            issuer=f"https://sts.windows.net/{ENTRA_TENANT}/", audience=audience, extra={"ver": "1.0"}
+        )
+        response = entra_client.get(ITEMS, headers=_bearer(token))
+        _assert_invalid_token(response)
+        description = _description(response)
+        assert "v1.0" in description
+        assert "requestedAccessTokenVersion" in description
+        assert "AUTH_ISSUER" in description
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()

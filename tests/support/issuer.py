@@ -27,18 +27,28 @@ class SigningKey:
     algorithm: str
 
     def public_jwk(self) -> dict[str, Any]:
-        algorithm = jwt.algorithms.RSAAlgorithm if self.algorithm == "RS256" else jwt.algorithms.ECAlgorithm
-        jwk: dict[str, Any] = json.loads(algorithm.to_jwk(self.private.public_key()))  # type: ignore[attr-defined]
+        family = (
+            jwt.algorithms.ECAlgorithm if self.algorithm.startswith("ES") else jwt.algorithms.RSAAlgorithm
+        )
+        jwk: dict[str, Any] = json.loads(family.to_jwk(self.private.public_key()))  # type: ignore[attr-defined]
         jwk.update({"kid": self.kid, "alg": self.algorithm, "use": "sig"})
         return jwk
 
 
-def new_key(algorithm: str = "RS256") -> SigningKey:
+_CURVES: dict[str, ec.EllipticCurve] = {
+    "ES256": ec.SECP256R1(),
+    "ES384": ec.SECP384R1(),
+    "ES512": ec.SECP521R1(),
+}
+
+
+def new_key(algorithm: str = "RS256", *, bits: int = 2048) -> SigningKey:
+    """A fresh key for `algorithm`: RSA (`bits` long) for RS*/PS*, EC on the algorithm's curve for ES*."""
     private: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
-    if algorithm == "RS256":
-        private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    if algorithm.startswith("ES"):
+        private = ec.generate_private_key(_CURVES[algorithm])
     else:
-        private = ec.generate_private_key(ec.SECP256R1())
+        private = rsa.generate_private_key(public_exponent=65537, key_size=bits)
     return SigningKey(kid=f"{algorithm.lower()}-{uuid.uuid4().hex[:8]}", private=private, algorithm=algorithm)
 
 
