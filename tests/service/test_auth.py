@@ -363,3 +363,134 @@ class TestEntra:
 
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _signed(issuer: LocalIssuer, payload: bytes, *, header: dict[str, object] | None = None) -> str:
+    """A token over raw payload bytes, really signed (RS256) by the issuer's RSA key, whatever the header
+    says: built by hand, since a JWT library refuses to write most of these."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+    key = issuer.keys[0]
+    assert isinstance(key.private, rsa.RSAPrivateKey)
+    fields = {"alg": "RS256", "typ": "JWT", "kid": key.kid, **(header or {})}
+    signing_input = f"{_b64(json.dumps(fields).encode())}.{_b64(payload)}"
+    signature = key.private.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+    return f"{signing_input}.{_b64(signature)}"
+
+
+def _claims(issuer: LocalIssuer, **overrides: object) -> dict[str, object]:
+    now = int(time.time())
+    claims: dict[str, object] = {
+        "iss": issuer.url,
+        "aud": AUDIENCE,
+        "sub": "user-1",
+        "scp": "items.read",
+        "iat": now,
+        "nbf": now,
+        "exp": now + 600,
+    }
+    claims.update(overrides)
+    return {name: value for name, value in claims.items() if value is not _ABSENT}
+
+
+_ABSENT = object()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+class TestMalformedTokens:
+    """Every header field and claim is type-checked before use: a malformed, correctly signed token is a 401
+    naming the field, never a 500 (issue 18 item 1)."""
+
+    @pytest.mark.parametrize(
+        "header",
+        [
+            pytest.param({"alg": ["RS256"]}, id="alg-list"),
+            pytest.param({"alg": {"RS256": True}}, id="alg-object"),
+            pytest.param({"alg": 256}, id="alg-number"),
+            pytest.param({"alg": None}, id="alg-null"),
+            pytest.param({"kid": ["k"]}, id="kid-list"),
+            pytest.param({"kid": {"k": 1}}, id="kid-object"),
+            pytest.param({"kid": ""}, id="kid-empty"),
+            pytest.param({"kid": "k" * 300}, id="kid-huge"),
+            pytest.param({"typ": ["JWT"]}, id="typ-list"),
+            pytest.param({"crit": ["exp"]}, id="crit-unknown"),
+        ],
+    )
+    def test_malformed_header_fields_are_401(
+        self, client: TestClient, issuer: LocalIssuer, header: dict[str, object]
+    ) -> None:
+        """A header whose alg, kid or typ is a list, object, number or null: 401, not a 500."""
+        token = _signed(issuer, json.dumps(_claims(issuer)).encode(), header=header)
+        _assert_invalid_token(client.get(ITEMS, headers=_bearer(token)))
+
+    @pytest.mark.parametrize(
+        ("claims", "field"),
+        [
+            pytest.param({"exp": "9999999999"}, "exp", id="exp-string"),
+            pytest.param({"exp": True}, "exp", id="exp-bool"),
+            pytest.param({"exp": None}, "exp", id="exp-null"),
+            pytest.param({"exp": [1]}, "exp", id="exp-list"),
+            pytest.param({"exp": 10**400}, "exp", id="exp-10-to-the-400"),
+            pytest.param({"exp": 1e300}, "exp", id="exp-1e300"),
+            pytest.param({"exp": -1}, "exp", id="exp-negative"),
+            pytest.param({"exp": _ABSENT}, "exp", id="exp-missing"),
+            pytest.param({"nbf": "0"}, "nbf", id="nbf-string"),
+            pytest.param({"nbf": 10**400}, "nbf", id="nbf-10-to-the-400"),
+            pytest.param({"nbf": False}, "nbf", id="nbf-bool"),
+            pytest.param({"iat": "0"}, "iat", id="iat-string"),
+            pytest.param({"iat": 10**400}, "iat", id="iat-10-to-the-400"),
+            pytest.param({"iss": ["x"]}, "iss", id="iss-list"),
+            pytest.param({"aud": {"a": 1}}, "aud", id="aud-object"),
+            pytest.param({"aud": [AUDIENCE, 1]}, "aud", id="aud-list-with-number"),
+            pytest.param({"aud": 5}, "aud", id="aud-number"),
+            pytest.param({"sub": 12}, "sub", id="sub-number"),
+            pytest.param({"sub": {"id": 1}}, "sub", id="sub-object"),
+            pytest.param({"oid": ["a"]}, "oid", id="oid-list"),
+            pytest.param({"scp": ["items.read"]}, "scp", id="scp-list"),
+            pytest.param({"scope": {"items.read": 1}}, "scope", id="scope-object"),
+            pytest.param({"roles": "items.read"}, "roles", id="roles-string"),
+            pytest.param({"roles": [1, 2]}, "roles", id="roles-numbers"),
+        ],
+    )
+    def test_malformed_claims_are_401_naming_the_claim(
+        self, client: TestClient, issuer: LocalIssuer, claims: dict[str, object], field: str
+    ) -> None:
+        """Numeric dates must be JSON numbers in range (not strings, bools or 10**400); strings and lists
+        must be what they claim to be."""
+        token = _signed(issuer, json.dumps(_claims(issuer, **claims)).encode())
+        response = client.get(ITEMS, headers=_bearer(token))
+        _assert_invalid_token(response)
+        assert field in _description(response)
+
+    @pytest.mark.parametrize(
+        "payload",
+        [
+            pytest.param(b"[1, 2]", id="array"),
+            pytest.param(b'"claims"', id="string"),
+            pytest.param(b"\xff\xfe", id="not-utf8"),
+            pytest.param(b'{"exp": NaN}', id="nan"),
+            pytest.param(b'{"exp": ' + b"9" * 5000 + b"}", id="5000-digits"),
+            pytest.param(b'{"a": ' * 3000 + b"1" + b"}" * 3000, id="deeply-nested"),
+        ],
+    )
+    def test_payloads_that_are_not_claim_objects_are_401(
+        self, client: TestClient, issuer: LocalIssuer, payload: bytes
+    ) -> None:
+        """A signed payload that is not a JSON object of claims is a 401."""
+        response = client.get(ITEMS, headers=_bearer(_signed(issuer, payload)))
+        assert response.status_code == 401, response.text
+
+    def test_nbf_is_optional_but_checked_when_present(self, client: TestClient, issuer: LocalIssuer) -> None:
+        """RFC 9068 does not require nbf: a token without it is accepted; one with a future nbf is not."""
+        without = _signed(issuer, json.dumps(_claims(issuer, nbf=_ABSENT)).encode())
+        assert client.get(ITEMS, headers=_bearer(without)).status_code == 200
+        future = _signed(issuer, json.dumps(_claims(issuer, nbf=int(time.time()) + 3600)).encode())
+        _assert_invalid_token(client.get(ITEMS, headers=_bearer(future)))
+
+    def test_fractional_dates_are_numbers_too(self, client: TestClient, issuer: LocalIssuer) -> None:
+        """RFC 7519 NumericDates may be non-integer JSON numbers."""
+        token = _signed(
+            issuer, json.dumps(_claims(issuer, exp=time.time() + 600.5, nbf=time.time() - 0.5)).encode()
+        )
+        assert client.get(ITEMS, headers=_bearer(token)).status_code == 200
