@@ -11,13 +11,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import ipaddress
 import json
 import logging
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
+from urllib.parse import urlsplit
 
 import httpx
 import jwt
@@ -39,8 +41,12 @@ MAX_CLAIM_STRING: Final = 1024
 # NumericDates past this (the year 2286) are refused as malformed, not trusted: nothing real expires then,
 # and a date must stay a finite float for the cache's clock arithmetic.
 MAX_NUMERIC_DATE: Final = 10_000_000_000
-# Cached keys are refetched in the background of a request after this long, even without an unknown kid.
+# Cached keys are refetched in the background after this long, even without an unknown kid.
 JWKS_MAX_AGE_SECONDS: Final = 3600.0
+# A discovery or JWKS body beyond this is cut off and refused: Entra's key set is a few KiB (x5c included).
+MAX_JWKS_BYTES: Final = 256 * 1024
+# RFC 7518 sections 3.3 and 3.5: RSA keys of 2048 bits or more for RS* and PS*.
+MIN_RSA_BITS: Final = 2048
 # RFC 6750 section 3: error_description is limited to %x20-21 / %x23-5B / %x5D-7E (no quote, no backslash).
 _DESCRIPTION_UNSAFE: Final = re.compile(r"[^\x20-\x21\x23-\x5b\x5d-\x7e]")
 
@@ -79,6 +85,7 @@ class Caller:
     subject: str
     scopes: frozenset[str]
     expires_at: float
+    key_id: str = ""  # the kid that verified it: its cached verification ends when the issuer drops the key
 
     def require(self, scope: str) -> None:
         if scope not in self.scopes:
@@ -113,7 +120,8 @@ class VerificationKey:
 
 
 def verification_key(entry: Mapping[str, Any]) -> VerificationKey | None:
-    """A JWKS entry as a verification key, or None (logged) for one this service never verifies with."""
+    """A JWKS entry as a verification key, or None for one this service never verifies with (weak RSA keys
+    and curves other than P-256/P-384 are logged as warnings: an issuer publishing them wants to know)."""
     kid = entry.get("kid")
     if not isinstance(kid, str) or not kid or len(kid) > MAX_KID_LENGTH:
         return None
@@ -125,16 +133,41 @@ def verification_key(entry: Mapping[str, Any]) -> VerificationKey | None:
     try:
         parsed = jwt.PyJWK.from_dict(dict(entry)).key
     except (jwt.PyJWTError, ValueError, TypeError, KeyError):
-        return None  # a key type we do not verify with (e.g. an HMAC "oct" key): skip it, never trust it
+        # A key type we do not verify with (an HMAC "oct" key, an unknown curve): skip it, never trust it.
+        logger.warning("JWKS key skipped: not an RSA or EC public key this service reads", extra={"kid": kid})
+        return None
     if isinstance(parsed, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
         parsed = parsed.public_key()
+    if isinstance(parsed, rsa.RSAPublicKey) and parsed.key_size < MIN_RSA_BITS:
+        logger.warning(
+            "JWKS key skipped: RSA key of %d bits (at least %d required)",
+            parsed.key_size,
+            MIN_RSA_BITS,
+            extra={"kid": kid},
+        )
+        return None
+    if isinstance(parsed, ec.EllipticCurvePublicKey) and not isinstance(
+        parsed.curve, ec.SECP256R1 | ec.SECP384R1
+    ):
+        logger.warning(
+            "JWKS key skipped: EC curve %s is not accepted (P-256, P-384)",
+            parsed.curve.name,
+            extra={"kid": kid},
+        )
+        return None
     if not isinstance(parsed, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
         return None
     return VerificationKey(kid=kid, public=parsed, declared_algorithm=declared)
 
 
+WithdrawnKeysListener = Callable[[frozenset[str]], None]
+
+
 class KeySource(Protocol):
     async def key_for(self, kid: str) -> VerificationKey | None: ...
+
+    def subscribe(self, listener: WithdrawnKeysListener) -> None:
+        """Call `listener` with the kids of keys that left the key set (or changed), after each refresh."""
 
 
 class StaticKeys:
@@ -147,6 +180,58 @@ class StaticKeys:
     async def key_for(self, kid: str) -> VerificationKey | None:
         return self._keys.get(kid)
 
+    def subscribe(self, listener: WithdrawnKeysListener) -> None:
+        del listener  # a fixed key set never withdraws a key
+
+
+class JwksError(Exception):
+    """A discovery or JWKS response refused: the message says why (logged, never shown to callers)."""
+
+
+def _is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _origin(url: str) -> tuple[str, str, int]:
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    default = {"https": 443, "http": 80}.get(parts.scheme, -1)
+    return parts.scheme, (parts.hostname or ""), port if port is not None else default
+
+
+def check_jwks_uri(jwks_uri: object, *, issuer: str) -> str:
+    """The discovered `jwks_uri`, if it obeys the rules for configured URLs and stays on the issuer's host.
+
+    Same scheme rule as AUTH_ISSUER/AUTH_JWKS_URL (https, or http on loopback only), no credentials in it,
+    and the same scheme, host and port as the issuer: a discovery document can never send this service to
+    another host (a metadata endpoint, an attacker's key set). An issuer whose keys live on another host
+    is served by setting AUTH_JWKS_URL explicitly (an operator's decision, not a document's).
+    """
+    if not isinstance(jwks_uri, str) or not jwks_uri or len(jwks_uri) > 2048:
+        msg = "discovery document has no jwks_uri string"
+        raise JwksError(msg)
+    parts = urlsplit(jwks_uri)
+    if parts.scheme != "https" and not (parts.scheme == "http" and _is_loopback(parts.hostname)):
+        msg = "discovered jwks_uri must be https (http only on loopback)"
+        raise JwksError(msg)
+    if parts.username is not None or parts.password is not None:
+        msg = "discovered jwks_uri must not carry credentials"
+        raise JwksError(msg)
+    if _origin(jwks_uri) != _origin(issuer):
+        msg = "discovered jwks_uri is not on the issuer's scheme, host and port"
+        raise JwksError(msg)
+    return jwks_uri
+
 
 @dataclass
 class JwksCache:
@@ -154,26 +239,57 @@ class JwksCache:
 
     An unknown kid triggers at most one refetch per `min_refresh_interval` (a flood of made-up kids
     cannot amplify into a flood of requests to the identity provider); one refetch runs at a time; when
-    the JWKS endpoint is unreachable the keys already held keep working.
+    the JWKS endpoint is unreachable the keys already held keep working. Every fetch (discovery and key
+    set together) has a total deadline, `http_timeout`, and every response body a size cap, `max_bytes`:
+    an endpoint trickling a byte at a time, or sending an endless body, costs one refresh its deadline
+    and nothing more. Known keys are refreshed in the background (`start()`, then every `max_age`); a
+    request holding a known kid never waits for the network.
     """
 
     issuer: str
     jwks_url: str | None
     http_timeout: float
     min_refresh_interval: float
+    max_age: float = JWKS_MAX_AGE_SECONDS
+    max_bytes: int = MAX_JWKS_BYTES
     _keys: dict[str, VerificationKey] = field(default_factory=dict)
-    _fetched_at: float = 0.0
+    _fetched_at: float = float("-inf")
     _attempted_at: float = float("-inf")
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _listeners: list[WithdrawnKeysListener] = field(default_factory=list)
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     fetch_count: int = 0
+
+    def subscribe(self, listener: WithdrawnKeysListener) -> None:
+        self._listeners.append(listener)
+
+    def start(self) -> None:
+        """Fetch the key set in the background now, and again every `max_age`: start-up never waits."""
+        self._spawn(self._keep_fresh())
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)  # held until done: the loop keeps only weak references to tasks
+        task.add_done_callback(self._tasks.discard)
+
+    async def _keep_fresh(self) -> None:
+        while True:
+            await self.refresh(force=True)
+            await asyncio.sleep(self.max_age)
 
     async def key_for(self, kid: str) -> VerificationKey | None:
         key = self._keys.get(kid)
-        stale = time.monotonic() - self._fetched_at > JWKS_MAX_AGE_SECONDS
-        if key is not None and not stale:
+        if key is not None:
+            if time.monotonic() - self._fetched_at > self.max_age and not self._lock.locked():
+                self._spawn(self.refresh())  # stale: refresh behind this request, which goes on
             return key
         await self.refresh()
-        return self._keys.get(kid, key)
+        return self._keys.get(kid)
 
     async def refresh(self, *, force: bool = False) -> None:
         """Refetch the key set unless one was attempted within the minimum interval."""
@@ -183,33 +299,72 @@ class JwksCache:
             self._attempted_at = time.monotonic()
             self.fetch_count += 1
             try:
-                keys = await self._fetch()
-            except (httpx.HTTPError, ValueError, KeyError, TypeError) as error:
+                async with asyncio.timeout(self.http_timeout):
+                    keys = await self._fetch()
+            except (TimeoutError, httpx.HTTPError, JwksError) as error:
+                reason = str(error) or f"no complete answer within {self.http_timeout:g} s"
                 logger.warning(
-                    "JWKS refresh failed; keeping %d cached keys",
-                    len(self._keys),
-                    extra={"reason": str(error)},
+                    "JWKS refresh failed; keeping %d cached keys", len(self._keys), extra={"reason": reason}
                 )
                 return
+            withdrawn = frozenset(kid for kid, key in self._keys.items() if keys.get(kid) != key)
             self._keys = keys
             self._fetched_at = time.monotonic()
+        if withdrawn:
+            logger.info("JWKS keys withdrawn by the issuer", extra={"kids": sorted(withdrawn)})
+            for listener in self._listeners:
+                listener(withdrawn)
 
     async def _fetch(self) -> dict[str, VerificationKey]:
         async with httpx.AsyncClient(timeout=self.http_timeout, follow_redirects=False) as client:
             jwks_url = self.jwks_url
             if jwks_url is None:
-                discovery = await client.get(self.issuer.rstrip("/") + "/.well-known/openid-configuration")
-                discovery.raise_for_status()
-                jwks_url = str(discovery.json()["jwks_uri"])
+                discovery = await self._get_json(
+                    client, self.issuer.rstrip("/") + "/.well-known/openid-configuration"
+                )
+                # OpenID Connect Discovery 1.0 section 4.3 (and RFC 8414 section 3.3): the issuer value
+                # returned MUST be identical to the issuer the document was fetched for.
+                if discovery.get("issuer") != self.issuer:
+                    msg = "discovery document's issuer is not AUTH_ISSUER"
+                    raise JwksError(msg)
+                jwks_url = check_jwks_uri(discovery.get("jwks_uri"), issuer=self.issuer)
                 self.jwks_url = jwks_url
-            response = await client.get(jwks_url)
-            response.raise_for_status()
-            document = response.json()
+            document = await self._get_json(client, jwks_url)
+        entries = document.get("keys")
+        if not isinstance(entries, list):
+            msg = "JWKS document has no keys array"
+            raise JwksError(msg)
         keys: dict[str, VerificationKey] = {}
-        for entry in document.get("keys", []):
+        for entry in entries:
             if isinstance(entry, dict) and (key := verification_key(entry)) is not None:
                 keys[key.kid] = key
         return keys
+
+    async def _get_json(self, client: httpx.AsyncClient, url: str) -> dict[str, Any]:
+        """A JSON object from `url`, the body read up to `max_bytes` and no further."""
+        async with client.stream("GET", url, headers={"Accept": "application/json"}) as response:
+            if response.status_code != 200:
+                msg = f"{url} answered {response.status_code}"
+                raise JwksError(msg)
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > self.max_bytes:
+                msg = f"{url} sent a body over {self.max_bytes} bytes"
+                raise JwksError(msg)
+            body = bytearray()
+            async for chunk in response.aiter_raw():
+                body += chunk
+                if len(body) > self.max_bytes:
+                    msg = f"{url} sent a body over {self.max_bytes} bytes"
+                    raise JwksError(msg)
+        try:
+            document = json.loads(bytes(body), parse_constant=_refuse_constant)
+        except (ValueError, RecursionError):
+            msg = f"{url} did not send JSON"
+            raise JwksError(msg) from None
+        if not isinstance(document, dict):
+            msg = f"{url} did not send a JSON object"
+            raise JwksError(msg)
+        return document
 
 
 def _scopes_from(claims: Mapping[str, Any]) -> frozenset[str]:
@@ -248,6 +403,15 @@ class TokenVerifier:
         self._verified: TLRUCache[str, Caller] = TLRUCache(
             maxsize=cache_size, ttu=lambda _key, caller, _now: caller.expires_at, timer=time.time
         )
+        keys.subscribe(self._forget_verified_by)
+
+    def _forget_verified_by(self, kids: frozenset[str]) -> None:
+        """Evict every cached verification made with a key the issuer withdrew (once per refresh, not per
+        request: the per-request lookup stays a single hash-table probe)."""
+        with self._verified.timer:  # one frozen clock: no entry expires halfway through the sweep
+            for cache_key, caller in list(self._verified.items()):
+                if caller.key_id in kids:
+                    self._verified.pop(cache_key, None)
 
     async def verify(self, token: str) -> Caller:
         if len(token) > MAX_TOKEN_BYTES:
@@ -289,6 +453,7 @@ class TokenVerifier:
             subject=_subject_of(claims),
             scopes=_scopes_from(claims),
             expires_at=float(claims["exp"]),
+            key_id=kid,
         )
 
 

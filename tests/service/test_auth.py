@@ -214,7 +214,16 @@ def every_algorithm_client(every_algorithm_issuer: LocalIssuer, tmp_path: Path) 
         build_info_path=tmp_path / "missing-build-info.json",
     )
     with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
+        _wait_for_warm_fetch(every_algorithm_issuer)
         yield test_client
+
+
+def _wait_for_warm_fetch(issuer: LocalIssuer, fetches: int = 1) -> None:
+    """The key set is fetched in the background at start-up: wait (bounded) until it was asked for."""
+    deadline = time.monotonic() + 10.0
+    while issuer.jwks_requests < fetches and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert issuer.jwks_requests >= fetches, "the service never fetched the key set"
 
 
 @pytest.fixture

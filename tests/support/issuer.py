@@ -57,7 +57,16 @@ class LocalIssuer:
     keys: list[SigningKey] = field(default_factory=lambda: [new_key("RS256"), new_key("ES256")])
     available: bool = True
     jwks_requests: int = 0
+    # Hostile behaviours, off by default: fields merged into the discovery document; a JWKS answered one
+    # byte every `trickle_seconds` (bounded: at most `trickle_bytes`, and never past stop()); a JWKS body
+    # padded by `padding_bytes`, with or without a Content-Length.
+    discovery_overrides: dict[str, Any] = field(default_factory=dict)
+    trickle_seconds: float | None = None
+    trickle_bytes: int = 30
+    padding_bytes: int = 0
+    declare_length: bool = True
     _server: ThreadingHTTPServer | None = None
+    _stopping: threading.Event = field(default_factory=threading.Event)
 
     @property
     def url(self) -> str:
@@ -77,19 +86,48 @@ class LocalIssuer:
                     self.send_error(503)
                     return
                 if self.path == "/.well-known/openid-configuration":
-                    body: Mapping[str, Any] = {"issuer": issuer.url, "jwks_uri": issuer.jwks_url}
+                    body: Mapping[str, Any] = {
+                        "issuer": issuer.url,
+                        "jwks_uri": issuer.jwks_url,
+                        **issuer.discovery_overrides,
+                    }
                 elif self.path == "/jwks":
                     issuer.jwks_requests += 1
                     body = {"keys": [key.public_jwk() for key in issuer.keys]}
+                    if issuer.padding_bytes:
+                        body = {**body, "padding": "x" * issuer.padding_bytes}
+                    if issuer.trickle_seconds is not None:
+                        self._trickle(json.dumps(body).encode(), issuer.trickle_seconds)
+                        return
                 else:
                     self.send_error(404)
                     return
                 payload = json.dumps(body).encode()
                 self.send_response(200)
                 self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(payload)))
+                if issuer.declare_length:
+                    self.send_header("content-length", str(len(payload)))
+                else:
+                    self.send_header("connection", "close")
+                    self.close_connection = True
                 self.end_headers()
                 self.wfile.write(payload)
+
+            def _trickle(self, payload: bytes, interval: float) -> None:
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(payload)))
+                self.end_headers()
+                self.wfile.flush()
+                for byte in payload[: issuer.trickle_bytes]:
+                    if issuer._stopping.wait(interval):
+                        return
+                    try:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                    except OSError:
+                        return  # the client gave up: exactly what it should do
+                self.close_connection = True
 
             def log_message(self, format: str, *args: Any) -> None:
                 return
@@ -99,6 +137,7 @@ class LocalIssuer:
         return self
 
     def stop(self) -> None:
+        self._stopping.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
