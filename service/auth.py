@@ -34,6 +34,9 @@ ALLOWED_ALGORITHMS: Final = frozenset(
 )
 # RFC 7518 section 3.4: ES256 is ECDSA on P-256, ES384 on P-384; a key on another curve never fits.
 _EC_CURVES: Final[Mapping[str, type[ec.EllipticCurve]]] = {"ES256": ec.SECP256R1, "ES384": ec.SECP384R1}
+# The header types an access token may carry, lower-cased (see _check_header); no typ at all is accepted too
+# (RFC 7519 section 5.1: typ is optional).
+ACCESS_TOKEN_TYPES: Final = frozenset({"jwt", "at+jwt", "application/at+jwt"})
 # A JWT beyond this size is refused unread: real access tokens are a few KiB.
 MAX_TOKEN_BYTES: Final = 16 * 1024
 MAX_KID_LENGTH: Final = 256
@@ -504,7 +507,34 @@ def _check_header(header: Mapping[str, Any]) -> tuple[str, str]:
     token_type = header.get("typ")
     if token_type is not None and not isinstance(token_type, str):
         raise invalid_token("malformed token: the header typ is not a string")
+    # RFC 9068 section 2.1: a JWT access token's typ is at+jwt (media type application/at+jwt, compared
+    # case-insensitively, RFC 7515 section 4.1.9); Entra's is always JWT (access token claims reference,
+    # header typ). Any other type (an ID token's, a logout token's, a SET's) is not an access token.
+    if token_type is not None and token_type.lower() not in ACCESS_TOKEN_TYPES:
+        raise invalid_token("token type (typ header) is not an access token type (at+jwt or JWT)")
     return algorithm, kid
+
+
+def _refuse_id_tokens(claims: Mapping[str, Any], *, issuer: str) -> None:
+    """Access tokens only. An ID token proves a sign-in to a client; it grants nothing at an API.
+
+    - `nonce`, `at_hash`, `c_hash`: ID-token claims (OpenID Connect Core 1.0 sections 2, 3.1.3.6, 3.3.2.11;
+      Entra's ID token claims reference lists all three), never in an access token.
+    - Entra ID: its access tokens name the client that requested them, `azp` in v2.0 and `appid` in v1.0
+      (access token claims reference), and its ID tokens carry neither (ID token claims reference), so an
+      Entra token without the client claim of its version is an ID token (the API's own registration used
+      to sign in would otherwise produce one with this API's `aud`). `idtyp`, where emitted, is only ever
+      in access tokens (optional claims reference) and needs no check.
+    """
+    for name in ("nonce", "at_hash", "c_hash"):
+        if name in claims:
+            raise invalid_token(f"token is an ID token (it carries {name}), not an access token for this API")
+    if _is_entra_v2_issuer(issuer) or _ENTRA_V1_ISSUER.fullmatch(issuer):
+        client_claim = "appid" if claims.get("ver") == "1.0" else "azp"
+        if not isinstance(claims.get(client_claim), str):
+            raise invalid_token(
+                f"token is not an Entra ID access token (no {client_claim} claim): an ID token is refused"
+            )
 
 
 def _numeric_date(claims: Mapping[str, Any], name: str, *, required: bool) -> float | None:
@@ -574,6 +604,7 @@ def _check_claims(claims: Mapping[str, Any], *, issuer: str, audience: str, now:
         raise invalid_token("malformed aud claim: not a string or an array of strings")
     if audience not in audiences:
         raise invalid_token(f"token audience is not this API (expected {audience})")
+    _refuse_id_tokens(claims, issuer=issuer)
     assert expires is not None  # noqa: S101 - required=True above
     if now > expires + leeway:
         raise invalid_token("token expired")

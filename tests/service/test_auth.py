@@ -343,7 +343,9 @@ class TestEntra:
         self, entra_client: TestClient, issuer: LocalIssuer
     ) -> None:
         """The Entra v2.0 shape: iss .../v2.0, aud the API's client id, ver 2.0."""
-        token = issuer.mint(issuer=ENTRA_V2_ISSUER, audience=ENTRA_CLIENT_ID, extra={"ver": "2.0"})
+        token = issuer.mint(
+            issuer=ENTRA_V2_ISSUER, audience=ENTRA_CLIENT_ID, extra={"ver": "2.0", "azp": ENTRA_CLIENT_ID}
+        )
         response = entra_client.get(ITEMS, headers=_bearer(token))
         assert response.status_code == 200, response.text
 
@@ -503,3 +505,48 @@ class TestMalformedTokens:
             issuer, json.dumps(_claims(issuer, exp=time.time() + 600.5, nbf=time.time() - 0.5)).encode()
         )
         assert client.get(ITEMS, headers=_bearer(token)).status_code == 200
+
+
+class TestAccessTokensOnly:
+    """ID tokens are refused, whatever they carry (issue 18 item 4)."""
+
+    @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+    @pytest.mark.parametrize("claim", ["nonce", "at_hash", "c_hash"])
+    def test_id_token_claims_are_refused(self, client: TestClient, issuer: LocalIssuer, claim: str) -> None:
+        """A token carrying an ID-token claim (with roles that would otherwise grant everything) is a 401."""
+        token = issuer.mint(roles=["items.read", "items.write"], extra={claim: "abc"})
+        response = client.get(ITEMS, headers=_bearer(token))
+        _assert_invalid_token(response)
+        assert "ID token" in _description(response)
+
+    @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+    @pytest.mark.parametrize("token_type", ["id_token+jwt", "logout+jwt", "secevent+jwt", "JOSE"])
+    def test_other_token_types_are_refused(
+        self, client: TestClient, issuer: LocalIssuer, token_type: str
+    ) -> None:
+        """A typ other than at+jwt / JWT is not an access token."""
+        response = client.get(ITEMS, headers=_bearer(issuer.mint(headers={"typ": token_type})))
+        _assert_invalid_token(response)
+        assert "typ" in _description(response)
+
+    @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+    @pytest.mark.parametrize("token_type", ["at+jwt", "application/at+jwt", "application/AT+JWT", "JWT"])
+    def test_access_token_types_are_accepted(
+        self, client: TestClient, issuer: LocalIssuer, token_type: str
+    ) -> None:
+        """RFC 9068's at+jwt (any case, with or without application/) and Entra's JWT are accepted."""
+        response = client.get(ITEMS, headers=_bearer(issuer.mint(headers={"typ": token_type})))
+        assert response.status_code == 200, response.text
+
+    def test_entra_id_token_without_client_claim_is_refused(
+        self, entra_client: TestClient, issuer: LocalIssuer
+    ) -> None:
+        """An Entra v2.0 ID token for the API's own registration (aud its client id, no azp, no nonce)
+        is refused; the access token of the same shape with azp is accepted."""
+        claims = {"ver": "2.0", "roles": ["items.read"]}
+        id_token = issuer.mint(issuer=ENTRA_V2_ISSUER, audience=ENTRA_CLIENT_ID, extra=claims)
+        response = entra_client.get(ITEMS, headers=_bearer(id_token))
+        _assert_invalid_token(response)
+        assert "azp" in _description(response)
+        access = issuer.mint(issuer=ENTRA_V2_ISSUER, audience=ENTRA_CLIENT_ID, extra={**claims, "azp": "c"})
+        assert entra_client.get(ITEMS, headers=_bearer(access)).status_code == 200
