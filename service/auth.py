@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httpx
 import jwt
@@ -83,12 +83,15 @@ def invalid_token(detail: str) -> AuthError:
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """The authenticated caller: who (oid, else sub) and what they may do."""
+    """The authenticated caller: who, as a namespaced owner key (owner_key), and what they may do."""
 
     subject: str
     scopes: frozenset[str]
     expires_at: float
     key_id: str = ""  # the kid that verified it: its cached verification ends when the issuer drops the key
+    # The owner this caller's items had before owners were namespaced ("legacy:" + oid, else sub), if its
+    # items may be adopted from there (see legacy_owner_key); None when there is nothing to adopt.
+    legacy_owner: str | None = None
 
     def require(self, scope: str) -> None:
         if scope not in self.scopes:
@@ -452,8 +455,10 @@ class TokenVerifier:
             raise invalid_token("token signature is invalid") from None
         if verified["header"] != header or json.loads(verified["payload"]) != claims:
             raise invalid_token("malformed token")  # unreachable unless the two decoders disagree
+        owner, legacy_owner = _owner_of(claims, issuer=self.issuer)
         return Caller(
-            subject=_subject_of(claims),
+            subject=owner,
+            legacy_owner=legacy_owner,
             scopes=_scopes_from(claims),
             expires_at=float(claims["exp"]),
             key_id=kid,
@@ -616,8 +621,8 @@ def _check_claims(claims: Mapping[str, Any], *, issuer: str, audience: str, now:
 
 # Entra's v1.0 tokens: iss `https://sts.windows.net/<tenant>/`, `ver` "1.0"; v2.0 issuers end in `/v2.0`
 # (learn.microsoft.com/entra/identity-platform/access-token-claims-reference, claims iss and ver).
-_ENTRA_V1_ISSUER: Final = re.compile(r"https://sts\.windows\.net/[^/]+/")
-_ENTRA_V2_ISSUER: Final = re.compile(r"https://login\.microsoftonline\.com/[^/]+/v2\.0/?")
+_ENTRA_V1_ISSUER: Final = re.compile(r"https://sts\.windows\.net/(?P<tenant>[^/]+)/")
+_ENTRA_V2_ISSUER: Final = re.compile(r"https://login\.microsoftonline\.com/(?P<tenant>[^/]+)/v2\.0/?")
 
 
 def _is_entra_v1_token(token_issuer: str, version: str | None) -> bool:
@@ -628,11 +633,39 @@ def _is_entra_v2_issuer(issuer: str) -> bool:
     return bool(_ENTRA_V2_ISSUER.fullmatch(issuer))
 
 
-def _subject_of(claims: Mapping[str, Any]) -> str:
-    subject = claims.get("oid") or claims.get("sub")
-    if not isinstance(subject, str) or not subject:
-        raise invalid_token("token names no subject (oid or sub)")
-    return subject
+def owner_namespace(issuer: str) -> str:
+    """Whose identifiers these are: Entra ID's v1.0 and v2.0 issuers of one tenant are one namespace (an
+    object's `oid` is the same in both token versions), any other issuer is its own."""
+    for pattern in (_ENTRA_V1_ISSUER, _ENTRA_V2_ISSUER):
+        if match := pattern.fullmatch(issuer):
+            return f"entra/{match.group('tenant')}"
+    return issuer
+
+
+def owner_key(kind: str, namespace: str, value: str) -> str:
+    """`<kind>:<namespace, percent-encoded>:<value>`: no two (kind, namespace, value) triples give the same
+    key (the encoded namespace holds no colon), so an `oid` can never be taken for a `sub`, nor one
+    issuer's subject for another's. A `sub` is only unique within its issuer (RFC 7519 section 4.1.2); an
+    Entra `oid` is a GUID unique to the tenant's object (access token claims reference)."""
+    return f"{kind}:{quote(namespace, safe='')}:{value}"
+
+
+def _owner_of(claims: Mapping[str, Any], *, issuer: str) -> tuple[str, str | None]:
+    """The caller's owner key, and the legacy owner its items may be adopted from (migration 2).
+
+    Before owners were namespaced the owner was the bare `oid`, else `sub`: a token without `oid` whose
+    `sub` equalled another caller's `oid` owned that caller's items. Entra ID access tokens always carry
+    `oid`, so under an Entra issuer a legacy owner was always an `oid`, and a token without one adopts
+    nothing; under other issuers the old rule stands for rows written before the migration only.
+    """
+    namespace = owner_namespace(issuer)
+    oid, sub = claims.get("oid"), claims.get("sub")
+    if isinstance(oid, str) and oid:
+        return owner_key("oid", namespace, oid), f"legacy:{oid}"
+    if isinstance(sub, str) and sub:
+        entra = namespace.startswith("entra/")
+        return owner_key("sub", namespace, sub), None if entra else f"legacy:{sub}"
+    raise invalid_token("token names no subject (oid or sub)")
 
 
 def bearer_token(authorization: str | None) -> str:
