@@ -5,6 +5,7 @@ Tests mint tokens with its keys and can rotate keys, take the JWKS endpoint away
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 import time
@@ -186,3 +187,20 @@ class LocalIssuer:
             algorithm=signing.algorithm,
             headers={"kid": signing.kid, **(headers or {})},
         )
+
+    def sign_raw(self, payload: bytes, header: Mapping[str, Any] | None = None) -> str:
+        """A token over raw payload bytes, really signed (RS256) with the first RSA key, whatever the header
+        says: built by hand, since a JWT library refuses to write most malformed tokens."""
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding
+
+        key = next(key for key in self.keys if isinstance(key.private, rsa.RSAPrivateKey))
+        assert isinstance(key.private, rsa.RSAPrivateKey)
+        fields = {"alg": "RS256", "typ": "JWT", "kid": key.kid, **(header or {})}
+        signing_input = f"{_b64(json.dumps(fields).encode())}.{_b64(payload)}"
+        signature = key.private.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+        return f"{signing_input}.{_b64(signature)}"
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
