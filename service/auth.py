@@ -453,7 +453,12 @@ class TokenVerifier:
             verified = jwt.PyJWS().decode_complete(token, key=key.public, algorithms=[algorithm])
         except (jwt.PyJWTError, ValueError, TypeError):
             raise invalid_token("token signature is invalid") from None
-        if verified["header"] != header or json.loads(verified["payload"]) != claims:
+        # What was checked above must be what was signed: PyJWT decoded the same segments (strictly).
+        try:
+            signed_claims = json.loads(verified["payload"], parse_constant=_refuse_constant)
+        except (ValueError, RecursionError):
+            signed_claims = None
+        if verified["header"] != header or signed_claims != claims:
             raise invalid_token("malformed token")  # unreachable unless the two decoders disagree
         owner, legacy_owner = _owner_of(claims, issuer=self.issuer)
         return Caller(
