@@ -34,6 +34,8 @@ ALLOWED_ALGORITHMS: Final = frozenset(
 )
 # RFC 7518 section 3.4: ES256 is ECDSA on P-256, ES384 on P-384; a key on another curve never fits.
 _EC_CURVES: Final[Mapping[str, type[ec.EllipticCurve]]] = {"ES256": ec.SECP256R1, "ES384": ec.SECP384R1}
+# One signature verifier for the process: building one registers every algorithm object anew.
+_JWS: Final = jwt.PyJWS()
 # The header types an access token may carry, lower-cased (see _check_header); no typ at all is accepted too
 # (RFC 7519 section 5.1: typ is optional).
 ACCESS_TOKEN_TYPES: Final = frozenset({"jwt", "at+jwt", "application/at+jwt"})
@@ -291,8 +293,10 @@ class JwksCache:
     async def key_for(self, kid: str) -> VerificationKey | None:
         key = self._keys.get(kid)
         if key is not None:
-            if time.monotonic() - self._fetched_at > self.max_age and not self._lock.locked():
-                self._spawn(self.refresh())  # stale: refresh behind this request, which goes on
+            now = time.monotonic()
+            stale = now - self._fetched_at > self.max_age
+            if stale and now - self._attempted_at >= self.min_refresh_interval and not self._lock.locked():
+                self._spawn(self.refresh())  # refresh behind this request, which goes on with the cached key
             return key
         await self.refresh()
         return self._keys.get(kid)
@@ -450,7 +454,7 @@ class TokenVerifier:
         if not key.fits(algorithm):
             raise invalid_token("token algorithm does not match its key's type")
         try:
-            verified = jwt.PyJWS().decode_complete(token, key=key.public, algorithms=[algorithm])
+            verified = _JWS.decode_complete(token, key=key.public, algorithms=[algorithm])
         except (jwt.PyJWTError, ValueError, TypeError):
             raise invalid_token("token signature is invalid") from None
         # What was checked above must be what was signed: PyJWT decoded the same segments (strictly).
@@ -510,6 +514,8 @@ def _check_header(header: Mapping[str, Any]) -> tuple[str, str]:
         raise invalid_token("token has no key id (kid)")
     if len(kid) > MAX_KID_LENGTH:
         raise invalid_token("malformed token: the header kid is too long")
+    # Other header fields (jku, x5u, jwk, x5c, ...) are never read: keys come from the configured issuer's
+    # JWKS by kid only, so a token can never point this service at a key or a URL of its choosing.
     # RFC 7515 section 4.1.11: a recipient MUST reject a JWS whose crit lists an extension it does not
     # understand; this verifier understands none (nor b64=false, RFC 7797, which needs crit).
     if "crit" in header or "b64" in header:
