@@ -63,6 +63,16 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
             "CREATE INDEX items_owner_order ON items (owner, created_at, id)",
         ),
     ),
+    # Owners became namespaced ("oid:<issuer>:<oid>", "sub:<issuer>:<sub>"; service.auth.owner_key):
+    # the unprefixed owners written before (oid, else sub) are kept under "legacy:", a prefix no new owner
+    # has, and each moves to its caller's namespaced owner on that caller's first request
+    # (Store.adopt_items). Self-contained: one statement, the same SQL on both backends.
+    Migration(
+        version=2,
+        name="owners_namespaced",
+        postgres=("UPDATE items SET owner = 'legacy:' || owner WHERE owner NOT LIKE 'legacy:%'",),
+        sqlite=("UPDATE items SET owner = 'legacy:' || owner WHERE owner NOT LIKE 'legacy:%'",),
+    ),
 )
 
 _CREATE_LEDGER: Final = (

@@ -129,6 +129,15 @@ class Store(ABC):
         )
         return bool(rows)
 
+    async def adopt_items(self, *, owner: str, legacy_owner: str) -> int:
+        """Give the items stored under `legacy_owner` (written before owners were namespaced) to `owner`;
+        return how many moved. Idempotent: a second call (another worker's, say) moves nothing."""
+        rows = await self._write(
+            "UPDATE items SET owner = :owner WHERE owner = :legacy RETURNING id",
+            {"owner": owner, "legacy": legacy_owner},
+        )
+        return len(rows)
+
     async def count_items(self, *, owner: str | None = None) -> int:
         """How many items are stored (for one owner, or all): used by tests and operators."""
         if owner is None:
