@@ -253,3 +253,113 @@ def test_azure_identity_comes_from_variables_not_secrets(path: Path) -> None:
     assert "secrets." not in text
     for name in ("AZURE_TENANT_ID", "AZURE_SUBSCRIPTION_ID"):
         assert f"vars.{name}" in text
+
+
+# --- Who can obtain what (docs/stack.md, "Who can do what") ------------------------------------------------
+
+PULL_REQUEST_TRIGGERS = {
+    "pull_request",
+    "pull_request_target",
+    "pull_request_review",
+    "pull_request_review_comment",
+}
+MAIN_GATE = "github.ref == 'refs/heads/main'"
+
+
+def runs_pull_request_code(workflow: str, job: dict[str, Any]) -> bool:
+    """A job of a workflow a pull request triggers, unless its `if:` excludes pull requests."""
+    triggers = set(load(workflow)["on"])
+    condition = str(job.get("if", ""))
+    return bool(triggers & PULL_REQUEST_TRIGGERS) and "github.event_name != 'pull_request'" not in condition
+
+
+def pulumi_token_requests(job: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        step.get("with", {})
+        for step in job.get("steps", [])
+        if str(step.get("uses", "")).startswith("pulumi/auth-actions@")
+    ]
+
+
+def azure_client_ids(job: dict[str, Any]) -> set[str]:
+    """Every client id the job can sign in to Azure with (azure/login and the provider's ARM_CLIENT_ID)."""
+    ids = {str(job.get("env", {}).get("ARM_CLIENT_ID"))} if logs_in(job) and "env" in job else set()
+    for step in job.get("steps", []):
+        if str(step.get("uses", "")).startswith("azure/login@"):
+            ids.add(str(step["with"]["client-id"]))
+    return {client for client in ids if client != "None"}
+
+
+def test_no_workflow_a_pull_request_triggers_can_deploy() -> None:
+    """deploy.yml and destroy.yml are never triggered by a pull request event."""
+    for name in ("deploy.yml", "destroy.yml"):
+        assert not set(load(name)["on"]) & PULL_REQUEST_TRIGGERS, name
+
+
+@pytest.mark.parametrize(
+    ("workflow", "job_name", "job"), all_jobs(), ids=lambda v: v if isinstance(v, str) else ""
+)
+def test_pull_request_code_gets_no_credential_that_writes_decrypts_or_deploys(
+    workflow: str, job_name: str, job: dict[str, Any]
+) -> None:
+    """A job running pull-request code signs in, if at all, only as the Reader preview identity with a
+    Pulumi Cloud *team* token (never the organization token: admin only by OIDC), never on a self-managed
+    backend (its preview would need the decrypt key), never in an environment the deploy identity trusts."""
+    if not runs_pull_request_code(workflow, job):
+        return
+    assert "environment" not in job
+    assert "vars.AZURE_CLIENT_ID" not in str(job)
+    assert azure_client_ids(job) <= {"${{ vars.AZURE_PREVIEW_CLIENT_ID }}"}
+    if job.get("permissions", {}).get("id-token") != "write":
+        assert not logs_in(job)
+        return
+    condition = " ".join(str(job["if"]).split())
+    assert "github.event_name == 'pull_request'" in condition
+    assert "vars.PULUMI_BACKEND_URL == ''" in condition, "no live preview on a self-managed backend"
+    assert "vars.PULUMI_PREVIEW_TEAM != ''" in condition
+    assert "PULUMI_BACKEND_URL" not in str(job.get("env", {}))
+    for request in pulumi_token_requests(job):
+        assert request["requested-token-type"] == "urn:pulumi:token-type:access_token:team"
+        assert request["scope"] == "team:${{ vars.PULUMI_PREVIEW_TEAM }}"
+    for step in job["steps"]:
+        if str(step.get("uses", "")).startswith("pulumi/actions@"):
+            assert step["with"]["command"] == "preview"
+            assert "cloud-url" not in step["with"]
+        assert "pulumi up" not in str(step.get("run", ""))
+        assert "az webapp" not in str(step.get("run", ""))
+
+
+@pytest.mark.parametrize(
+    ("workflow", "job_name", "job"), all_jobs(), ids=lambda v: v if isinstance(v, str) else ""
+)
+def test_every_job_that_signs_in_outside_pull_requests_is_gated_on_main(
+    workflow: str, job_name: str, job: dict[str, Any]
+) -> None:
+    """Whatever the trigger (workflow_dispatch runs from any branch), a job that can sign in on a
+    non-pull-request run is gated on main by its own `if:`, joined with && only."""
+    if not logs_in(job) or (
+        runs_pull_request_code(workflow, job) and "pull_request" in str(job.get("if", ""))
+    ):
+        return
+    condition = str(job.get("if", ""))
+    assert MAIN_GATE in condition, f"{workflow} job {job_name} signs in without `if: {MAIN_GATE}`"
+    assert "||" not in condition
+
+
+def test_the_deploy_identity_signs_in_only_in_deploy_and_destroy() -> None:
+    """vars.AZURE_CLIENT_ID (Contributor) and the organization token appear only in gated deploy jobs."""
+    for workflow, job_name, job in all_jobs():
+        deploys = "vars.AZURE_CLIENT_ID" in str(job) or any(
+            r.get("requested-token-type") == "urn:pulumi:token-type:access_token:organization"
+            for r in pulumi_token_requests(job)
+        )
+        if deploys:
+            assert workflow in ("deploy.yml", "destroy.yml"), (workflow, job_name)
+            assert MAIN_GATE in str(job.get("if", "")), (workflow, job_name)
+
+
+def test_ci_says_why_when_no_live_preview_runs() -> None:
+    """The offline plan's summary names each reason the live preview does not run."""
+    text = (WORKFLOWS / "ci.yml").read_text()
+    assert "self-managed state backend" in text
+    assert "PULUMI_PREVIEW_TEAM variable is unset" in text
