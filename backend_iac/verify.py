@@ -19,7 +19,6 @@ the last observation is the diagnosis, and its exit code names the layer:
 
 from __future__ import annotations
 
-import argparse
 import os
 import socket
 import ssl
@@ -64,11 +63,14 @@ class Observation:
     advice: str = ""
 
 
-def run(args: argparse.Namespace) -> int:
+def run_verify(
+    *, url: str, commit: str, timeout: float, app_name: str | None, resource_group: str | None
+) -> int:
+    """The `verify` command: probe until verified or the deadline; the exit code names the layer."""
     observation = verify(
-        url=args.url,
-        commit=args.commit,
-        timeout=args.timeout,
+        url=url,
+        commit=commit,
+        timeout=timeout,
         report=lambda elapsed, seen: print(
             f"[{elapsed:6.1f}s] {LABELS[seen.outcome]}: {seen.summary}", flush=True
         ),
@@ -78,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         _github_summary(f"### Runtime gate: verified\n\n{observation.summary}\n")
         return int(Outcome.VERIFIED)
 
-    logs = log_stream_hint(app_name=args.app_name, resource_group=args.resource_group)
+    logs = log_stream_hint(app_name=app_name, resource_group=resource_group)
     print(
         f"\nverify FAILED: {LABELS[observation.outcome]} (exit {int(observation.outcome)})\n"
         f"  {observation.summary}\n"
