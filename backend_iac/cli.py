@@ -1,4 +1,4 @@
-"""`backend-iac`: the project's command line (plan, doctor, package, verify, migrate).
+"""`backend-iac`: the project's command line (plan, doctor, package, verify, serving, rollback, migrate).
 
 This module owns the command line: one `add_<command>_parser` function per command declares its
 flags, and one small `<command>` function turns the parsed flags into a typed call of the tool's
@@ -152,6 +152,60 @@ def verify(args: argparse.Namespace) -> int:
     )
 
 
+# serving and rollback --------------------------------------------------------------------------------
+
+
+def add_serving_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "serving", help="which commit the live site serves, if healthy and ready (JSON); run before a deploy"
+    )
+    parser.add_argument("--url", required=True, help="the web app's base URL")
+    parser.add_argument(
+        "--timeout", type=float, default=60.0, help="seconds to look for a ready commit (default: 60)"
+    )
+
+
+def serving(args: argparse.Namespace) -> int:
+    from backend_iac.rollback import run_serving
+
+    return run_serving(url=str(args.url), timeout=float(args.timeout))
+
+
+def add_rollback_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "rollback", help="after a failed gate: redeploy and verify the commit that was serving before"
+    )
+    parser.add_argument("--url", required=True, help="the web app's base URL")
+    parser.add_argument("--commit", required=True, help="the new commit, which failed the gate")
+    parser.add_argument(
+        "--previous",
+        default="",
+        help="the commit `backend-iac serving` recorded before the deploy ('' if none)",
+    )
+    parser.add_argument("--app-name", required=True, help="web app name (stack output web_app_name)")
+    parser.add_argument(
+        "--resource-group", required=True, help="resource group (stack output resource_group)"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=600.0, help="seconds to verify the rollback (default: 600)"
+    )
+    _add_root(parser)
+
+
+def rollback(args: argparse.Namespace) -> int:
+    from backend_iac.rollback import run_rollback
+
+    return run_rollback(
+        root=resolve_root(args.root),
+        url=str(args.url),
+        new_commit=str(args.commit),
+        previous=str(args.previous) or None,
+        app_name=str(args.app_name),
+        resource_group=str(args.resource_group),
+        timeout=float(args.timeout),
+    )
+
+
 # migrate ---------------------------------------------------------------------------------------------
 
 
@@ -177,6 +231,8 @@ COMMANDS: Final[dict[str, tuple[AddParser, Command]]] = {
     "doctor": (add_doctor_parser, doctor),
     "package": (add_package_parser, package),
     "verify": (add_verify_parser, verify),
+    "serving": (add_serving_parser, serving),
+    "rollback": (add_rollback_parser, rollback),
     "migrate": (add_migrate_parser, migrate),
 }
 

@@ -34,6 +34,8 @@ _ENV_VALUE = re.compile(r"\benv\.([A-Za-z0-9_]+)")
 _AZ_DEPLOY = re.compile(r"\baz\s+webapp\s+(?:deploy|up|deployment\s+source\s+config-zip)\b")
 _VERIFY = re.compile(r"\bbackend-iac\s+verify\b")
 _PULUMI_DESTROY = re.compile(r"\bpulumi\s+destroy\b")
+# Steps that build an artifact of another commit than the checked-out one: they need that commit's history.
+_PACKAGE_OTHER_COMMIT = re.compile(r"\bbackend-iac\s+(?:rollback\b|package\b[^\n]*--ref\b)")
 _STACK_OUTPUT = re.compile(r"\bpulumi\s+stack\s+output\b")
 
 
@@ -421,6 +423,40 @@ def _ungated(run: JobRun, refs: list[str]) -> Finding | None:
     )
 
 
+def _history_findings(workflow: Workflow) -> Iterator[Finding]:
+    """A job that rebuilds another commit (`rollback`, `package --ref`) needs a checkout with full history:
+    actions/checkout fetches one commit by default (`fetch-depth: 1`; 0 fetches all history)."""
+    for job in workflow.jobs.values():
+        rebuild = next(
+            (
+                step
+                for step in job.steps
+                if step.run and _PACKAGE_OTHER_COMMIT.search(step.run.replace("\\\n", " "))
+            ),
+            None,
+        )
+        if rebuild is None:
+            continue
+        checkout = next((step for step in job.steps if step.uses_action("actions/checkout")), None)
+        depth = as_text(checkout.inputs.get("fetch-depth")) if checkout is not None else None
+        if depth == "0":
+            continue
+        seen = (
+            "has no actions/checkout step"
+            if checkout is None
+            else f"checks out with fetch-depth {depth or '1 (the default)'}"
+        )
+        yield _finding(
+            "rollback-history-missing",
+            "error",
+            workflow.path,
+            checkout.line if checkout is not None else job.line,
+            f"job `{job.id}` rebuilds a previous commit's artifact (`backend-iac package --ref`) but {seen}: "
+            "the commit that was serving is not in the checkout, so the rollback fails exactly when needed",
+            f"give job `{job.id}`'s actions/checkout `fetch-depth: 0` (all history)",
+        )
+
+
 def check(repository: Repository) -> list[Finding]:
     findings: list[Finding] = []
     seen: set[Finding] = set()
@@ -451,6 +487,8 @@ def check(repository: Repository) -> list[Finding]:
         for finding in _deploy_findings(workflow):
             add(finding)
         for finding in _destroy_findings(workflow):
+            add(finding)
+        for finding in _history_findings(workflow):
             add(finding)
     if repository.workflows and not deploys:
         add(

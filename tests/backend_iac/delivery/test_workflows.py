@@ -136,7 +136,7 @@ def test_deploy_runs_on_main_and_by_hand_one_at_a_time() -> None:
 def test_deploy_order_is_test_up_deploy_gate() -> None:
     """deploy needs test and up; the gate runs after the deploy; up needs test."""
     deploy_jobs = jobs("deploy.yml")
-    assert set(deploy_jobs) == {"test", "up", "deploy", "gate"}
+    assert set(deploy_jobs) == {"test", "up", "deploy", "gate", "rollback"}
     assert deploy_jobs["up"]["needs"] == "test"
     assert {"test", "up"} <= set(deploy_jobs["deploy"]["needs"])
     assert "deploy" in deploy_jobs["gate"]["needs"]
@@ -363,3 +363,54 @@ def test_ci_says_why_when_no_live_preview_runs() -> None:
     text = (WORKFLOWS / "ci.yml").read_text()
     assert "self-managed state backend" in text
     assert "PULUMI_PREVIEW_TEAM variable is unset" in text
+
+
+# --- Rollback (docs/deploy.md, "How a deploy works") ----------------------------------------------------
+
+
+def test_deploy_records_the_serving_commit_before_the_zip_deploy() -> None:
+    """`backend-iac serving` runs before `az webapp deploy`, never fails the job, and its commit is the
+    deploy job's `previous` output."""
+    deploy = jobs("deploy.yml")["deploy"]
+    runs = [str(step.get("run", "")) for step in deploy["steps"]]
+    recorded = next(i for i, run in enumerate(runs) if "backend-iac serving" in run)
+    zip_deploy = next(i for i, run in enumerate(runs) if "az webapp deploy" in run)
+    assert recorded < zip_deploy
+    step = deploy["steps"][recorded]
+    assert step["id"] == "serving"
+    assert step["env"]["URL"] == "${{ needs.up.outputs.url }}"
+    assert "|| echo" in step["run"], "nothing serving (a first deploy) must not fail the deploy"
+    assert deploy["outputs"]["previous"] == "${{ steps.serving.outputs.commit }}"
+
+
+def test_rollback_runs_only_when_the_gate_fails_and_uses_the_recorded_commit() -> None:
+    """The rollback job: after the gate, only on its failure, on main, with the recorded commit."""
+    rollback = jobs("deploy.yml")["rollback"]
+    assert set(rollback["needs"]) == {"up", "deploy", "gate"}
+    condition = rollback["if"]
+    assert "failure()" in condition
+    assert "needs.gate.result == 'failure'" in condition
+    assert MAIN_GATE in condition
+    assert "||" not in condition
+    step = next(step for step in rollback["steps"] if "backend-iac rollback" in str(step.get("run", "")))
+    assert step["env"]["PREVIOUS"] == "${{ needs.deploy.outputs.previous }}"
+    assert '--previous "$PREVIOUS"' in step["run"]
+    assert '--commit "$GITHUB_SHA"' in step["run"]
+    for name in ("url", "web_app_name", "resource_group"):
+        assert f"needs.up.outputs.{name}" in str(step["env"])
+
+
+def test_rollback_keeps_least_privilege_and_the_full_history() -> None:
+    """contents: read and id-token: write only; the deploy identity in `production`; full history for
+    `package --ref`; the management token masked, never written to the environment file."""
+    rollback = jobs("deploy.yml")["rollback"]
+    assert rollback["permissions"] == {"contents": "read", "id-token": "write"}
+    assert rollback["environment"] == "production"
+    checkout = next(s for s in rollback["steps"] if str(s.get("uses", "")).startswith("actions/checkout@"))
+    assert checkout["with"]["fetch-depth"] == 0
+    assert checkout["with"]["persist-credentials"] is False
+    login = next(s for s in rollback["steps"] if str(s.get("uses", "")).startswith("azure/login@"))
+    assert login["with"]["client-id"] == "${{ vars.AZURE_CLIENT_ID }}"
+    run = next(str(s["run"]) for s in rollback["steps"] if "backend-iac rollback" in str(s.get("run", "")))
+    assert "::add-mask::$AZURE_MANAGEMENT_TOKEN" in run
+    assert "GITHUB_ENV" not in run

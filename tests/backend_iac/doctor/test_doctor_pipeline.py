@@ -321,3 +321,66 @@ def test_pull_request_only_sign_in_needs_no_branch_gate(tree: Tree) -> None:
     """The preview job signs in only for pull requests (the `pull_request` subject): not a deploy job."""
     assert "if: github.event_name == 'pull_request'" in tree.read(".github/workflows/ci.yml")
     assert [f for f in tree.findings() if f.code == "deploy-ungated"] == []
+
+
+ROLLBACK_JOB = f"""\
+  rollback:
+    needs: [up, deploy, gate]
+    if: failure() && needs.gate.result == 'failure' && github.ref == 'refs/heads/main'
+    runs-on: ubuntu-24.04
+    permissions:
+      contents: read
+      id-token: write
+    steps:
+      - uses: actions/checkout@{SHA}
+        with:
+          persist-credentials: false
+          fetch-depth: 0
+      - name: Azure sign-in (deploy identity)
+        uses: azure/login@{SHA}
+        with:
+          client-id: ${{{{ vars.AZURE_CLIENT_ID }}}}
+          tenant-id: ${{{{ vars.AZURE_TENANT_ID }}}}
+          subscription-id: ${{{{ vars.AZURE_SUBSCRIPTION_ID }}}}
+      - name: Roll back
+        env:
+          URL: ${{{{ needs.up.outputs.url }}}}
+        run: |
+          uv run backend-iac rollback --url "$URL" --commit "$GITHUB_SHA" \\
+            --previous "$PREVIOUS" --app-name a --resource-group g
+"""
+
+
+def test_rollback_with_full_history_is_clean(tree: Tree) -> None:
+    """A rollback job whose checkout has fetch-depth: 0 can rebuild the previous commit: no finding."""
+    tree.workflow("deploy.yml", tree.read(DEPLOY) + ROLLBACK_JOB)
+    assert tree.findings() == []
+
+
+def test_rollback_with_a_shallow_checkout(tree: Tree) -> None:
+    """The default checkout (one commit) cannot `package --ref` the commit that was serving."""
+    tree.workflow("deploy.yml", tree.read(DEPLOY) + ROLLBACK_JOB.replace("          fetch-depth: 0\n", ""))
+    finding = only(tree.findings())
+    assert (finding.code, finding.layer, finding.severity) == (
+        "rollback-history-missing",
+        "pipeline",
+        "error",
+    )
+    assert "`rollback`" in finding.message
+    assert "fetch-depth 1 (the default)" in finding.message
+    assert "fetch-depth: 0" in finding.fix
+    lines = tree.read(DEPLOY).splitlines()
+    assert lines[finding.line - 1].strip().startswith(f"- uses: actions/checkout@{SHA}")
+
+
+def test_package_of_another_ref_with_fetch_depth_one(tree: Tree) -> None:
+    """`backend-iac package --ref <sha>` with `fetch-depth: 1` said out loud is the same mistake."""
+    job = ROLLBACK_JOB.replace("fetch-depth: 0", "fetch-depth: 1").replace(
+        'uv run backend-iac rollback --url "$URL" --commit "$GITHUB_SHA" \\\\\n'
+        '            --previous "$PREVIOUS" --app-name a --resource-group g',
+        'uv run backend-iac package --ref "$PREVIOUS"',
+    )
+    tree.workflow("deploy.yml", tree.read(DEPLOY) + job)
+    finding = only(tree.findings())
+    assert finding.code == "rollback-history-missing"
+    assert "fetch-depth 1" in finding.message
