@@ -17,7 +17,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Final, Literal
 
-DESCRIPTION: Final = """`backend-iac`: the project's command line (plan, doctor, package, verify, migrate).
+DESCRIPTION: Final = """`backend-iac`: the project's command line (plan, doctor, package, verify, serving,
+rollback, migrate).
 
 Each command imports its heavy modules (Pulumi, YAML, HTTP clients) only when it runs, so
 `backend-iac --help` and the cheap commands stay fast.
