@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from backend_iac.package import PackagingError, build
 from tests.backend_iac.delivery.commands import REPO_ROOT, backend_iac
 
 # Secret-like files someone might commit next to the code; none is a module or a declared data file.
@@ -64,26 +65,27 @@ def test_the_clean_repository_packages(repository: Path, tmp_path: Path) -> None
 def test_a_committed_stray_file_fails_the_build_naming_it(
     repository: Path, tmp_path: Path, stray: str
 ) -> None:
-    """exit 1, the file named in the message, no traceback, and no zip left behind."""
+    """Each stray file alone stops the build, named, and no zip is left behind."""
     _commit(repository, stray, "PASSWORD=hunter2\n")
     output = tmp_path / "stray.zip"
-    result = backend_iac("package", "--root", str(repository), "--output", str(output))
-    assert result.returncode == 1, result.stdout + result.stderr
-    assert f"  {stray}" in result.stderr
-    assert "Traceback" not in result.stderr
-    assert "hunter2" not in result.stderr + result.stdout
+    with pytest.raises(PackagingError) as refused:
+        build(root=repository, output=output)
+    assert f"  {stray}" in str(refused.value)
+    assert "hunter2" not in str(refused.value)
     assert not output.exists()
 
 
 def test_every_stray_file_is_named_at_once(repository: Path, tmp_path: Path) -> None:
-    """One build names all of them, so a clean-up is one pass."""
+    """`backend-iac package` names all of them in one run (a clean-up is one pass): exit 1, no traceback."""
     for stray in STRAY_FILES:
         _commit(repository, stray, "x\n")
     result = backend_iac("package", "--root", str(repository), "--output", str(tmp_path / "x.zip"))
-    assert result.returncode == 1
+    assert result.returncode == 1, result.stdout + result.stderr
     for stray in STRAY_FILES:
         assert f"  {stray}" in result.stderr, stray
     assert "looks like a secret" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "x.zip").exists()
 
 
 def test_a_declared_data_file_ships(repository: Path, tmp_path: Path) -> None:
