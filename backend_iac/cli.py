@@ -1,4 +1,4 @@
-"""`backend-iac`: the project's command line (plan, doctor, package, verify, migrate).
+"""`backend-iac`: the project's command line (plan, doctor, package, verify, serving, rollback, migrate).
 
 This module owns the command line: one `add_<command>_parser` function per command declares its
 flags, and one small `<command>` function turns the parsed flags into a typed call of the tool's
@@ -19,7 +19,8 @@ from typing import Final, Literal
 
 from backend_iac.arguments import commit_sha, http_url
 
-DESCRIPTION: Final = """`backend-iac`: the project's command line (plan, doctor, package, verify, migrate).
+DESCRIPTION: Final = """`backend-iac`: the project's command line (plan, doctor, package, verify, serving,
+rollback, migrate).
 
 Each command imports its heavy modules (Pulumi, YAML, HTTP clients) only when it runs, so
 `backend-iac --help` and the cheap commands stay fast.
@@ -62,6 +63,23 @@ _GUIDES: Final[dict[str, tuple[str, str, str]]] = {
         "3 not reachable; 4 start-up error; 5 old commit still serving; 6 readiness failing",
         "./backend-iac verify --url https://<app>.azurewebsites.net --commit $(git rev-parse HEAD)\n"
         "  ./backend-iac verify --url http://127.0.0.1:8000 --commit $(git rev-parse --short=12 HEAD) --timeout 30",
+    ),
+    "serving": (
+        "Before a deploy: ask the live site which commit it serves and whether it is healthy and ready;\n"
+        "prints JSON {url, commit, ready, diagnosis} and, in GitHub Actions, writes commit=<sha> to\n"
+        "$GITHUB_OUTPUT for the rollback to use.",
+        "0 a ready commit serves; 2 usage; 3 not reachable; 4 start-up error; 6 readiness failing\n"
+        "(nothing healthy is serving: a rollback would have nothing verified to return to)",
+        "./backend-iac serving --url https://<app>.azurewebsites.net",
+    ),
+    "rollback": (
+        "After a failed runtime gate: rebuild the artifact of the commit that served before (package --ref),\n"
+        "zip-deploy it and verify it; the summary names the new commit's diagnosis, the rollback's outcome\n"
+        "and what was not rolled back (the infrastructure).",
+        "0 the previous commit serves again, verified; 1 nothing to roll back to, or the rollback failed\n"
+        "(both diagnoses printed); 2 usage",
+        "./backend-iac rollback --url https://<app>.azurewebsites.net --commit $NEW --previous $OLD \\\n"
+        "      --app-name <app> --resource-group <rg>",
     ),
     "migrate": (
         "Apply the database schema migrations to DATABASE_URL (the embedded SQLite file when unset), as the\n"
@@ -225,6 +243,64 @@ def verify(args: argparse.Namespace) -> int:
     )
 
 
+# serving and rollback --------------------------------------------------------------------------------
+
+
+def add_serving_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = _command_parser(
+        commands,
+        "serving",
+        "which commit the live site serves, if healthy and ready (JSON); run before a deploy",
+    )
+    parser.add_argument("--url", required=True, type=http_url, help="the web app's base URL (http or https)")
+    parser.add_argument(
+        "--timeout", type=float, default=60.0, help="seconds to look for a ready commit (default: 60)"
+    )
+
+
+def serving(args: argparse.Namespace) -> int:
+    from backend_iac.rollback import run_serving
+
+    return run_serving(url=str(args.url), timeout=float(args.timeout))
+
+
+def add_rollback_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = _command_parser(
+        commands, "rollback", "after a failed gate: redeploy and verify the commit that was serving before"
+    )
+    parser.add_argument("--url", required=True, type=http_url, help="the web app's base URL (http or https)")
+    parser.add_argument(
+        "--commit", required=True, type=commit_sha, help="the new commit, which failed the gate"
+    )
+    parser.add_argument(
+        "--previous",
+        default="",
+        help="the commit `backend-iac serving` recorded before the deploy ('' if none)",
+    )
+    parser.add_argument("--app-name", required=True, help="web app name (stack output web_app_name)")
+    parser.add_argument(
+        "--resource-group", required=True, help="resource group (stack output resource_group)"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=600.0, help="seconds to verify the rollback (default: 600)"
+    )
+    _add_root(parser)
+
+
+def rollback(args: argparse.Namespace) -> int:
+    from backend_iac.rollback import run_rollback
+
+    return run_rollback(
+        root=resolve_root(args.root),
+        url=str(args.url),
+        new_commit=str(args.commit),
+        previous=str(args.previous) or None,
+        app_name=str(args.app_name),
+        resource_group=str(args.resource_group),
+        timeout=float(args.timeout),
+    )
+
+
 # migrate ---------------------------------------------------------------------------------------------
 
 
@@ -250,6 +326,8 @@ COMMANDS: Final[dict[str, tuple[AddParser, Command]]] = {
     "doctor": (add_doctor_parser, doctor),
     "package": (add_package_parser, package),
     "verify": (add_verify_parser, verify),
+    "serving": (add_serving_parser, serving),
+    "rollback": (add_rollback_parser, rollback),
     "migrate": (add_migrate_parser, migrate),
 }
 

@@ -92,6 +92,11 @@ def run_verify(
     logs = (
         log_stream_hint(app_name=app_name, resource_group=resource_group) if is_app_service_url(url) else ""
     )
+    if logs and app_name and resource_group:
+        from backend_iac.evidence import fetch
+
+        # The site's own account, bounded and redacted (AZURE_MANAGEMENT_TOKEN: the deploy identity's).
+        logs += "\n\n" + fetch(app_name=app_name, resource_group=resource_group).text()
     print(
         f"\nverify FAILED: {LABELS[observation.outcome]} (exit {int(observation.outcome)})\n"
         f"  {observation.summary}\n"

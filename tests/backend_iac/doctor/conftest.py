@@ -74,6 +74,7 @@ on:
 permissions: {{}}
 jobs:
   up:
+    if: github.ref == 'refs/heads/main'
     runs-on: ubuntu-24.04
     permissions:
       contents: read
@@ -96,6 +97,7 @@ jobs:
           stack-name: dev
   deploy:
     needs: [up]
+    if: github.ref == 'refs/heads/main'
     runs-on: ubuntu-24.04
     permissions:
       contents: read
@@ -138,6 +140,7 @@ on:
 permissions: {{}}
 jobs:
   destroy:
+    if: github.ref == 'refs/heads/main'
     runs-on: ubuntu-24.04
     permissions:
       contents: read
@@ -182,6 +185,10 @@ class Tree:
         text = self.read(relative)
         assert old in text, f"{old!r} not in {relative}"
         (self.root / relative).write_text(text.replace(old, new), encoding="utf-8")
+
+    def ungate(self, relative: str) -> None:
+        """Drop the jobs' `if: github.ref == 'refs/heads/main'`, so every trigger's subject is presented."""
+        self.replace(relative, "    if: github.ref == 'refs/heads/main'\n", "")
 
     def set_config(self, **overrides: Any) -> None:
         """Short keys get backend-iac:; None removes the key."""
