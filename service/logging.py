@@ -9,12 +9,16 @@ from typing import Any
 from pythonjsonlogger.json import JsonFormatter
 
 from service.request_context import current_request_id
+from service.telemetry import current_trace_ids
 
 
 class _RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if not hasattr(record, "request_id"):
             record.request_id = current_request_id()
+        # With Application Insights on, the line names its trace, so a log line leads to its request.
+        if (ids := current_trace_ids()) is not None:
+            record.trace_id, record.span_id = ids
         return True
 
 

@@ -10,6 +10,7 @@ from typing import Any, Final
 
 from fastapi import FastAPI
 
+from service import telemetry
 from service.auth import JwksCache, KeySource, StaticKeys, TokenVerifier
 from service.config import Settings, get_settings
 from service.db.errors import DatabaseUnavailable
@@ -133,6 +134,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         body_timeout=settings.request_body_timeout if settings else None,
     )
     app.add_middleware(RequestContextMiddleware)
+    telemetry.instrument_app(app)  # only when this process started telemetry (gunicorn's post_fork)
     return app
 
 
