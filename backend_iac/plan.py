@@ -52,6 +52,13 @@ _HIGHLIGHTS: Final[Mapping[str, tuple[str, ...]]] = {
         "properties.softDeleteRetentionInDays",
     ),
     "azure-native:keyvault:Secret": ("secretName", "properties.value"),
+    "azure-native:operationalinsights:Workspace": (
+        "sku.name",
+        "retentionInDays",
+        "workspaceCapping.dailyQuotaGb",
+    ),
+    "azure-native:applicationinsights:Component": ("kind", "ingestionMode", "workspaceResourceId"),
+    "azure-native:monitor:DiagnosticSetting": ("resourceUri", "workspaceId", "logs"),
 }
 
 
@@ -81,6 +88,8 @@ def _lookup(inputs: Mapping[str, Any], dotted: str) -> Any:
 def _show(key: str, value: Any) -> str:
     if key.endswith("appSettings") and isinstance(value, list):
         return ", ".join(f"{item.get('name')}={item.get('value')}" for item in value)
+    if key == "logs" and isinstance(value, list):  # diagnostic settings: the categories sent
+        return ", ".join(str(item.get("category")) for item in value if isinstance(item, Mapping))
     if key.endswith("roleDefinitionId") and isinstance(value, str):
         from stack import azure_roles
 
