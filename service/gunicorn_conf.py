@@ -72,7 +72,8 @@ def post_fork(server: Any, worker: Any) -> None:
 
 
 def worker_exit(server: Any, worker: Any) -> None:
-    """In each worker, as it exits (graceful shutdown included): push the buffered telemetry."""
+    """In each worker that exits normally: push the buffered telemetry (a no-op once the app's lifespan
+    did it; a SIGTERM'd uvicorn worker never gets here, so the lifespan is what flushes on shutdown)."""
     from service import telemetry
 
     telemetry.flush_and_stop()

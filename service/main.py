@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -113,6 +114,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await store.close()
+            # Here, not only in gunicorn's worker_exit: uvicorn ends a graceful shutdown by re-raising
+            # SIGTERM, which kills the worker before worker_exit or atexit could run.
+            await asyncio.to_thread(telemetry.flush_and_stop)
 
     app = FastAPI(
         title="backend-iac",

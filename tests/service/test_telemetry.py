@@ -181,6 +181,29 @@ def test_the_service_serves_and_says_so_once_when_the_sink_is_down(
     assert "Traceback" not in logs, logs[-3000:]
 
 
+def test_what_is_buffered_is_sent_when_the_service_stops(
+    issuer: LocalIssuer, sink: IngestionSink, tmp_path: Path
+) -> None:
+    """A minute-long export interval, one request, SIGTERM: the request still reaches the sink."""
+    env = _telemetry_env(issuer, tmp_path, sink.connection_string)
+    env["OTEL_BSP_SCHEDULE_DELAY"] = "60000"
+    service = ServiceProcess(env, workers=1)
+    with _started(service):
+        response = httpx.get(
+            f"{service.url}/api/v1/items", headers={"Authorization": f"Bearer {issuer.mint()}"}
+        )
+        assert response.status_code == 200, response.text
+    # Terminated (gracefully) on leaving the block: the worker's exit flushed the batch.
+    envelopes = sink.wait_for(
+        lambda found: any(r["name"] == "GET /api/v1/items" for r in _of(found, "RequestData")), timeout=10
+    )
+    assert [r["responseCode"] for r in _of(envelopes, "RequestData") if r["name"] == "GET /api/v1/items"] == [
+        "200"
+    ]
+    assert service.process is not None
+    assert service.process.returncode == 0, service.logs()[-2000:]
+
+
 def test_without_a_connection_string_the_distro_is_never_imported() -> None:
     """Local runs and the test suite pay nothing: the app and the worker hooks load no SDK, exporter or
     instrumentation (FastAPI itself imports the small OpenTelemetry API for its native telemetry)."""
