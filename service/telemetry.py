@@ -5,8 +5,8 @@ level: a process without the connection string (local runs, the test suite, `mak
 it, so it pays neither the import time nor the memory (see docs/observability.md for the figures).
 
 Started once per gunicorn worker (`post_fork` in service.gunicorn_conf): the exporter's background
-threads do not survive `fork`, so the master never starts them. Flushed on graceful shutdown
-(`worker_exit`). What is sent:
+threads do not survive `fork`, so the master never starts them. Flushed on graceful shutdown by the
+app's lifespan (uvicorn ends it by re-raising SIGTERM, so `worker_exit` alone would not run). What is sent:
 
 - one request per HTTP request, named by route template (`GET /api/v1/items/{item_id}`), with status and
   duration; the URL keeps its path, never the query string (`_ScrubQueryStrings`);
