@@ -164,6 +164,12 @@ def _mock_outputs(resource_type: str, name: str, inputs: dict[str, Any]) -> dict
     elif resource_type == "azure-native:managedidentity:UserAssignedIdentity":
         outputs["clientId"] = f"client-id-of-{azure_name}"
         outputs["principalId"] = f"principal-id-of-{azure_name}"
+    elif resource_type == "azure-native:applicationinsights:Component":
+        # The shape Azure returns (learn.microsoft.com/azure/azure-monitor/app/sdk-connection-string).
+        outputs["connectionString"] = (
+            "InstrumentationKey=00000000-0000-0000-0000-00000000cccc;"
+            f"IngestionEndpoint=https://{inputs.get('location', 'region')}-0.in.applicationinsights.azure.com/"
+        )
     elif resource_type == "azure-native:keyvault:Secret":
         outputs["properties"] = {
             "secretUri": f"https://vault.vault.azure.net/secrets/{inputs.get('secretName', name)}",

@@ -64,6 +64,13 @@ _HIGHLIGHTS: Final[Mapping[str, tuple[str, ...]]] = {
         "properties.softDeleteRetentionInDays",
     ),
     "azure-native:keyvault:Secret": ("secretName", "properties.value"),
+    "azure-native:operationalinsights:Workspace": (
+        "sku.name",
+        "retentionInDays",
+        "workspaceCapping.dailyQuotaGb",
+    ),
+    "azure-native:applicationinsights:Component": ("kind", "ingestionMode", "workspaceResourceId"),
+    "azure-native:monitor:DiagnosticSetting": ("resourceUri", "workspaceId", "logs"),
 }
 
 
@@ -97,6 +104,8 @@ def _show(key: str, value: Any) -> str:
         return ", ".join(str(item.get("serviceName")) for item in value if isinstance(item, Mapping))
     if key.endswith("addressPrefixes") and isinstance(value, list):
         return ", ".join(str(item) for item in value)
+    if key == "logs" and isinstance(value, list):  # diagnostic settings: the categories sent
+        return ", ".join(str(item.get("category")) for item in value if isinstance(item, Mapping))
     if key.endswith("roleDefinitionId") and isinstance(value, str):
         from stack import azure_roles
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -91,6 +92,62 @@ def _default_sqlite_path(app_env: AppEnv) -> Path:
     return Path("var") / "backend-iac.sqlite3"
 
 
+# The samplers the Azure Monitor OpenTelemetry distro accepts in OTEL_TRACES_SAMPLER (its
+# SUPPORTED_OTEL_SAMPLERS, azure-monitor-opentelemetry 1.8.11 `_constants.py`); the ratio ones take a
+# fraction in OTEL_TRACES_SAMPLER_ARG, microsoft.rate_limited takes traces per second.
+TRACE_SAMPLERS: Final = (
+    "microsoft.rate_limited",
+    "microsoft.fixed_percentage",
+    "always_on",
+    "always_off",
+    "trace_id_ratio",
+    "parentbased_always_on",
+    "parentbased_always_off",
+    "parentbased_trace_id_ratio",
+)
+_RATIO_SAMPLERS: Final = ("microsoft.fixed_percentage", "trace_id_ratio", "parentbased_trace_id_ratio")
+_INSTRUMENTATION_KEY = re.compile(
+    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+)
+
+
+def telemetry_problems(
+    connection_string: str | None, sampler: str | None, sampler_arg: float | None
+) -> list[str]:
+    """What is wrong with the Application Insights settings, each problem naming its setting."""
+    problems: list[str] = []
+    if connection_string is not None and connection_string.strip():
+        # `Key=Value;Key=Value`, keys case-insensitive (learn.microsoft.com/azure/azure-monitor/app/connection-strings).
+        fields = {
+            key.strip().lower(): value.strip()
+            for key, _, value in (
+                part.partition("=") for part in connection_string.split(";") if part.strip()
+            )
+        }
+        name = "APPLICATIONINSIGHTS_CONNECTION_STRING"
+        if not _INSTRUMENTATION_KEY.fullmatch(fields.get("instrumentationkey", "")):
+            problems.append(
+                f"{name}: needs InstrumentationKey=<guid> (copy it from the Application Insights resource)"
+            )
+        endpoint = fields.get("ingestionendpoint")
+        if endpoint:
+            parts = urlsplit(endpoint)
+            if parts.scheme != "https" and not (parts.scheme == "http" and _is_loopback(parts.hostname)):
+                problems.append(
+                    f"{name}: IngestionEndpoint must be an https:// URL (got {parts.scheme or endpoint!r})"
+                )
+    if sampler is not None and sampler not in TRACE_SAMPLERS:
+        problems.append(f"OTEL_TRACES_SAMPLER: one of {', '.join(TRACE_SAMPLERS)} (got {sampler!r})")
+    if sampler_arg is not None:
+        if sampler in _RATIO_SAMPLERS and not 0.0 <= sampler_arg <= 1.0:
+            problems.append(
+                f"OTEL_TRACES_SAMPLER_ARG: a fraction between 0 and 1 for {sampler} (got {sampler_arg})"
+            )
+        elif sampler_arg < 0:
+            problems.append(f"OTEL_TRACES_SAMPLER_ARG: must not be negative (got {sampler_arg})")
+    return problems
+
+
 class Settings(BaseSettings):
     """Every setting the service reads. Names are the environment variables, upper-cased."""
 
@@ -154,6 +211,13 @@ class Settings(BaseSettings):
             return {**data, "app_env": AppEnv.PRODUCTION}
         return data
 
+    # Application Insights (service.telemetry, docs/observability.md): off unless the connection string
+    # is set. The sampler settings are the OpenTelemetry names the Azure Monitor distro reads; they are
+    # declared here so a bad value refuses start-up instead of being logged and replaced by a default.
+    applicationinsights_connection_string: str | None = None
+    otel_traces_sampler: str | None = None
+    otel_traces_sampler_arg: float | None = None
+
     @model_validator(mode="after")
     def _check_coherent(self) -> Settings:
         problems: list[str] = []
@@ -173,6 +237,15 @@ class Settings(BaseSettings):
             problems.append("DATABASE_AUTH: managed-identity needs a postgresql:// DATABASE_URL")
         if self.app_env is AppEnv.PRODUCTION:
             problems.extend(self._production_problems())
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @model_validator(mode="after")
+    def _check_telemetry(self) -> Settings:
+        problems = telemetry_problems(
+            self.applicationinsights_connection_string, self.otel_traces_sampler, self.otel_traces_sampler_arg
+        )
         if problems:
             raise ValueError("; ".join(problems))
         return self

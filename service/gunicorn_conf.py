@@ -73,3 +73,23 @@ def on_starting(server: Any) -> None:
         server.log.warning(
             "database unreachable at start-up; workers retry and /readyz reports it: %s", error
         )
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    """In each worker, after the fork: start Application Insights when it is configured.
+
+    Here and not in the master: the exporter's threads would not survive the fork. Before the app is
+    imported, so `create_app` finds telemetry on and instruments itself.
+    """
+    from service import telemetry
+    from service.config import get_settings
+
+    telemetry.start(get_settings().applicationinsights_connection_string)
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    """In each worker that exits normally: push the buffered telemetry (a no-op once the app's lifespan
+    did it; a SIGTERM'd uvicorn worker never gets here, so the lifespan is what flushes on shutdown)."""
+    from service import telemetry
+
+    telemetry.flush_and_stop()

@@ -17,6 +17,7 @@ from pythonjsonlogger.json import JsonFormatter
 
 from service.redaction import RedactSecretsFilter
 from service.request_context import current_request_id
+from service.telemetry import current_trace_ids
 
 LogFormat = Literal["json", "text"]
 LOG_FORMATS: Final = ("auto", "json", "text")
@@ -36,6 +37,9 @@ class _RequestIdFilter(logging.Filter):
         # uvicorn attaches a copy of its message with ANSI colour codes for its own console formatter;
         # in a JSON line (or a log file) those escapes are noise.
         record.__dict__.pop("color_message", None)
+        # With Application Insights on, the line names its trace, so a log line leads to its request.
+        if (ids := current_trace_ids()) is not None:
+            record.trace_id, record.span_id = ids
         return True
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -10,6 +11,7 @@ from typing import Any, Final
 
 from fastapi import FastAPI
 
+from service import telemetry
 from service.auth import JwksCache, KeySource, StaticKeys, TokenVerifier
 from service.config import AppEnv, Settings, get_settings
 from service.db.errors import DatabaseUnavailable
@@ -117,6 +119,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if isinstance(keys, JwksCache):
                 await keys.close()
             await store.close()
+            # Here, not only in gunicorn's worker_exit: uvicorn ends a graceful shutdown by re-raising
+            # SIGTERM, which kills the worker before worker_exit or atexit could run.
+            await asyncio.to_thread(telemetry.flush_and_stop)
 
     app = FastAPI(
         title="backend-iac",
@@ -146,6 +151,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         hsts=settings.app_env is AppEnv.PRODUCTION if settings else None,
     )
     app.add_middleware(RequestContextMiddleware)
+    telemetry.instrument_app(app)  # only when this process started telemetry (gunicorn's post_fork)
     return app
 
 

@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from service.config import MAX_BODY_BYTES, MAX_HEADER_BYTES, MAX_HEADER_FIELDS, AppEnv, Settings
 from service.logging import chosen_log_format, render_access_line
 from service.request_context import set_request_id
+from service.telemetry import current_trace_ids
 
 # The settings' default, for an app whose lifespan has not run (the settings are read there).
 _DEFAULT_BODY_TIMEOUT: float = Settings.model_fields["request_body_timeout"].default
@@ -65,6 +66,8 @@ def _write_access_line(method: str, path: str, status: int, duration_ms: float, 
         "request_id": request_id,
         "time": datetime.now(UTC).isoformat(),
     }
+    if (ids := current_trace_ids()) is not None:  # Application Insights on: the request's own trace
+        line["trace_id"], line["span_id"] = ids
     try:
         sys.stdout.write(
             json.dumps(line) + "\n" if _ACCESS_FORMAT == "json" else render_access_line(line, "text")

@@ -44,6 +44,10 @@ TIER_MAX_INSTANCES: Final[Mapping[str, int]] = {"Basic": 3, "Standard": 10, "Pre
 # Entra accepts at most 20 federated identity credentials on one user-assigned identity.
 MAX_FEDERATED_CREDENTIALS: Final = 20
 
+# Past this a day the cap stops being a guard (100 GB/day is where commitment tiers start).
+MAX_MONITORING_DAILY_CAP_GB: Final = 100.0
+DEFAULT_MONITORING_DAILY_CAP_GB: Final = 0.1  # Pulumi.yaml's default, for callers that pass no value
+
 PostgresAuth = Literal["managed-identity", "password"]
 POSTGRES_AUTH_MODES: Final[tuple[PostgresAuth, ...]] = ("managed-identity", "password")
 
@@ -103,6 +107,9 @@ class StackConfig:
     postgres_auth: PostgresAuth
     postgres_database_name: str
     postgres_admin_login: str
+    # Application Insights and a Log Analytics workspace capped at monitoring_daily_cap_gb a day.
+    enable_monitoring: bool = True
+    monitoring_daily_cap_gb: float = 0.1
     # `repo:<owner>/<name>` as GitHub renders it in the token (with immutable ids for new repositories);
     # empty means `repo:<github_repository>`.
     github_subject_prefix: str = ""
@@ -283,6 +290,9 @@ def parse_stack_config(values: Mapping[str, str], *, stack: str, location: str |
             "server and its data (see docs/stack.md, 'Moving a database between networks')"
         )
     ranges = _network_ranges(read)
+    # Both default as Pulumi.yaml says when absent (callers that predate them pass no value).
+    enable_monitoring = read.boolean("enableMonitoring") if "enableMonitoring" in values else True
+    daily_cap = _daily_cap(read)
 
     if not location:
         read.problems[LOCATION_KEY] = (
@@ -314,6 +324,8 @@ def parse_stack_config(values: Mapping[str, str], *, stack: str, location: str |
         vnet_address_space=ranges[0],
         app_subnet_prefix=ranges[1],
         postgres_subnet_prefix=ranges[2],
+        enable_monitoring=enable_monitoring,
+        monitoring_daily_cap_gb=daily_cap,
     )
 
 
@@ -357,6 +369,23 @@ def _network_ranges(read: _Reader) -> tuple[str, str, str]:
     return texts[0], texts[1], texts[2]
 
 
+def _daily_cap(read: _Reader) -> float:
+    """monitoringDailyCapGb: a string in Pulumi.yaml (project config has no number type), a positive float."""
+    name = "monitoringDailyCapGb"
+    value = read.optional_string(name) or str(DEFAULT_MONITORING_DAILY_CAP_GB)
+    try:
+        cap = float(value)
+    except ValueError:
+        read.problems[_key(name)] = f"must be a number of GB per day, e.g. 0.1 (got {value!r})"
+        return 0.0
+    if not 0 < cap <= MAX_MONITORING_DAILY_CAP_GB:
+        read.problems[_key(name)] = (
+            f"must be more than 0 and at most {MAX_MONITORING_DAILY_CAP_GB:g} GB a day (got {value}); "
+            "an uncapped workspace is refused, turn monitoring off with enableMonitoring: false instead"
+        )
+    return cap
+
+
 def _subject_prefix_problem(prefix: str) -> str:
     """Why a githubSubjectPrefix cannot start a federated subject, most basic reason first."""
     where = (
@@ -396,6 +425,8 @@ CONFIG_KEYS: Final = (
     "postgresAdminLogin",
     "postgresNetwork",
     *NETWORK_KEYS,
+    "enableMonitoring",
+    "monitoringDailyCapGb",
 )
 
 

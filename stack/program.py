@@ -8,7 +8,9 @@ import pulumi
 from pulumi_azure_native import authorization, managedidentity, resources
 
 from service.startup import STARTUP_COMMAND
+from service.telemetry import CONNECTION_STRING_SETTING as TELEMETRY_SETTING
 from stack.components.github_oidc import GitHubOidc, GitHubOidcArgs
+from stack.components.monitoring import Monitoring, MonitoringArgs
 from stack.components.network import PrivateNetwork, PrivateNetworkArgs, dns_zone_name
 from stack.components.postgres import PostgresDatabase, PostgresDatabaseArgs, PostgresPrivateAccess
 from stack.components.web_app import WebApp, WebAppArgs
@@ -96,6 +98,21 @@ def define_stack(config: StackConfig) -> dict[str, pulumi.Input[str]]:
         settings["DATABASE_AUTH"] = database.database_auth
         settings["DATABASE_URL"] = database.database_url_setting
 
+    monitoring: Monitoring | None = None
+    if config.enable_monitoring:
+        monitoring = Monitoring(
+            "monitoring",
+            MonitoringArgs(
+                resource_group_name=group.name,
+                location=config.location,
+                daily_cap_gb=config.monitoring_daily_cap_gb,
+                tags=config.tags,
+            ),
+        )
+        # The service turns telemetry on when this is set (service/telemetry.py); not a secret (see
+        # stack/components/monitoring.py), and never a stack output.
+        settings[TELEMETRY_SETTING] = monitoring.connection_string
+
     app = WebApp(
         "app",
         WebAppArgs(
@@ -116,6 +133,8 @@ def define_stack(config: StackConfig) -> dict[str, pulumi.Input[str]]:
             integration_subnet=private_network.app_subnet if private_network is not None else None,
         ),
     )
+    if monitoring is not None:
+        monitoring.collect_web_app_logs(app.site_id)
     oidc = GitHubOidc(
         "github",
         GitHubOidcArgs(
