@@ -1,7 +1,7 @@
 """`backend-iac plan`: the stack's resources, the policy verdict and an estimated cost, with no credentials.
 
 Exit codes: 0 the stack passes the policy pack, 1 a policy is violated, 2 the config is unreadable or
-invalid (the message names the key).
+invalid (the message names the key), or the checkout has no program or its program fails.
 """
 
 from __future__ import annotations
@@ -159,7 +159,7 @@ def build_report(root: Path, stack: str) -> dict[str, Any]:
 
 def print_plan(*, root: Path, stack: str, output_format: Literal["text", "json"]) -> int:
     """The `plan` command: print the report as text or JSON; exit 0 pass, 1 policy violated, 2 bad config."""
-    from backend_iac.evaluate import StackFileError
+    from backend_iac.evaluate import ProgramError, StackFileError
     from stack.config import StackConfigError
 
     try:
@@ -171,6 +171,9 @@ def print_plan(*, root: Path, stack: str, output_format: Literal["text", "json"]
         return 2
     except StackFileError as error:
         sys.stderr.write(f"backend-iac plan: cannot read the config of stack {stack!r}: {error}\n")
+        return 2
+    except ProgramError as error:
+        sys.stderr.write(f"backend-iac plan: cannot evaluate stack {stack!r}: {error}\n")
         return 2
     if output_format == "json":
         json.dump(report, sys.stdout, indent=2, default=str)
