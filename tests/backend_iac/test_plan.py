@@ -37,7 +37,7 @@ def test_dev_plan_prints_resources_verdict_and_cost(capsys: pytest.CaptureFixtur
     assert "azure-native:web:WebApp  app-site" in out
     assert "repo:example-org/backend-iac:ref:refs/heads/main" in out
     assert "passed, no violations" in out
-    assert "Estimated monthly cost (estimate): $13.14 USD" in out
+    assert "Estimated monthly cost (estimate): $12.41 USD" in out
     assert "prices as of" in out
 
 
