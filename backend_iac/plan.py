@@ -264,7 +264,11 @@ def _report_resources(report: Mapping[str, Any]) -> dict[tuple[str, str], Mappin
 
 
 def _costs(report: Mapping[str, Any]) -> dict[str, float]:
-    return {str(item["resource"]): float(item["monthly_usd"]) for item in report["estimate"]["items"]}
+    """Monthly cost per resource (logical name): a server's compute and storage lines add up."""
+    costs: dict[str, float] = {}
+    for item in report["estimate"]["items"]:
+        costs[str(item["resource"])] = costs.get(str(item["resource"]), 0.0) + float(item["monthly_usd"])
+    return costs
 
 
 def diff_reports(base: Mapping[str, Any], head: Mapping[str, Any]) -> dict[str, Any]:
@@ -274,7 +278,7 @@ def diff_reports(base: Mapping[str, Any], head: Mapping[str, Any]) -> dict[str, 
     old_cost, new_cost = _costs(base), _costs(head)
 
     def cost_of(costs: Mapping[str, float], name: str) -> float:
-        return round(sum(value for key, value in costs.items() if key == name), 2)
+        return round(costs.get(name, 0.0), 2)
 
     added = [
         {"type": t, "name": n, "monthly_usd": cost_of(new_cost, n)}
