@@ -1,7 +1,7 @@
 """`make bench-tools`: how long the offline tools take on this repository, in fresh processes.
 
 Budgets (issues 3 and 5): the whole program under Pulumi's mocks in under 3 s, `backend-iac doctor` in
-under 2 s. Each is measured from process start, imports included, as a user runs it; the median of
+under 2 s; issue 14: `plan --base` (two evaluations) within 2x a single `plan`. Each is measured from process start, imports included, as a user runs it; the median of
 several runs is printed with the spread, and the exit code says whether the budgets were met.
 """
 
@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         "evaluate the dev stack under mocks": (_timed([sys.executable, "-c", EVALUATE], args.runs), 3.0),
         "backend-iac plan --stack dev": (_timed([tool, "plan", "--stack", "dev"], args.runs), None),
         "backend-iac doctor": (_timed([tool, "doctor"], args.runs), 2.0),
+        "backend-iac plan --base HEAD": (_timed([tool, "plan", "--base", "HEAD"], args.runs), None),
     }
     missed = []
     for name, (seconds, budget) in measured.items():
@@ -49,6 +50,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:<38} median {median:5.2f} s  min {min(seconds):5.2f}  max {max(seconds):5.2f}{verdict}")
         if budget is not None and median >= budget:
             missed.append(name)
+    # Issue 14: the diff (two evaluations, the base from a git archive) within 2x a single plan.
+    ratio = statistics.median(measured["backend-iac plan --base HEAD"][0]) / statistics.median(
+        measured["backend-iac plan --stack dev"][0]
+    )
+    print(f"plan --base / plan: {ratio:.2f}x  budget 2.0x: {'met' if ratio < 2.0 else 'MISSED'}")
+    if ratio >= 2.0:
+        missed.append("plan --base")
     return 1 if missed else 0
 
 

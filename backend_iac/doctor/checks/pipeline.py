@@ -3,7 +3,6 @@ manual and confirmed destroy, a runtime gate after every deploy, and deploy jobs
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
 from collections.abc import Iterator
@@ -378,15 +377,7 @@ def _destroy_findings(workflow: Workflow) -> Iterator[Finding]:
 
 def deploy_refs(repository: Repository) -> list[str]:
     """The refs a deploy may run from: the branches the deploy identity trusts (githubBranches), else main."""
-    raw = repository.config.get("backend-iac:githubBranches")
-    branches: list[str] = []
-    if raw:
-        try:
-            parsed = json.loads(raw)
-        except ValueError:
-            parsed = None
-        if isinstance(parsed, list):
-            branches = [str(branch) for branch in parsed if isinstance(branch, str) and branch]
+    branches = list(repository.config.github_branches) if repository.config is not None else []
     return [f"refs/heads/{branch}" for branch in branches or [repository.default_branch]]
 
 
