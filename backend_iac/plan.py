@@ -252,6 +252,7 @@ def print_plan(*, root: Path, stack: str, output_format: Literal["text", "json"]
         return 2
     except PolicyConfigError as error:
         sys.stderr.write(f"backend-iac plan: the policy pack's configuration is invalid: {error}\n")
+        return 2
     except ProgramError as error:
         sys.stderr.write(f"backend-iac plan: cannot evaluate stack {stack!r}: {error}\n")
         return 2

@@ -24,10 +24,12 @@ import logging
 import os
 from typing import TYPE_CHECKING, Any, Final
 
+from service.startup import TELEMETRY_CONNECTION_STRING_SETTING
+
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-CONNECTION_STRING_SETTING: Final = "APPLICATIONINSIGHTS_CONNECTION_STRING"
+CONNECTION_STRING_SETTING: Final = TELEMETRY_CONNECTION_STRING_SETTING
 # Which loggers go to Application Insights (as traces): ours, not gunicorn's, uvicorn's or the SDKs'.
 EXPORTED_LOGGER: Final = "backend_iac"
 SERVICE_NAME: Final = "backend-iac"

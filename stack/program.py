@@ -8,7 +8,7 @@ import pulumi
 from pulumi_azure_native import authorization, managedidentity, resources
 
 from service.startup import STARTUP_COMMAND
-from service.telemetry import CONNECTION_STRING_SETTING as TELEMETRY_SETTING
+from service.startup import TELEMETRY_CONNECTION_STRING_SETTING as TELEMETRY_SETTING
 from stack.components.github_oidc import GitHubOidc, GitHubOidcArgs
 from stack.components.monitoring import Monitoring, MonitoringArgs
 from stack.components.network import PrivateNetwork, PrivateNetworkArgs, dns_zone_name
