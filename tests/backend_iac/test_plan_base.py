@@ -13,13 +13,25 @@ from typing import Any
 import pytest
 
 from backend_iac.cli import main
-from backend_iac.pricing import HOURS_PER_MONTH, POSTGRES_HOURLY, POSTGRES_STORAGE_GB_MONTH
+from backend_iac.pricing import (
+    ASSUMED_DNS_QUERIES_MILLIONS,
+    HOURS_PER_MONTH,
+    POSTGRES_HOURLY,
+    POSTGRES_STORAGE_GB_MONTH,
+    PRIVATE_DNS_QUERIES_PER_MILLION,
+    PRIVATE_DNS_ZONE_MONTHLY,
+)
 
 REPO = Path(__file__).resolve().parents[2]
+# With enablePostgres the server is private by default (postgresNetwork): its network comes with it,
+# and no firewall rule.
 POSTGRES_TYPES = {
     "azure-native:dbforpostgresql:Server",
     "azure-native:dbforpostgresql:Database",
-    "azure-native:dbforpostgresql:FirewallRule",
+    "azure-native:network:VirtualNetwork",
+    "azure-native:network:Subnet",
+    "azure-native:privatedns:PrivateZone",
+    "azure-native:privatedns:VirtualNetworkLink",
 }
 
 
@@ -68,13 +80,15 @@ def _diff(root: Path, base: str = "HEAD~1") -> tuple[int, dict[str, Any], str]:
 
 
 def test_enabling_postgres_adds_the_server_and_its_cost(repository: Path) -> None:
-    """A config change: the server, its database and firewall rule are added; the delta is their price."""
+    """A config change: the server, its database and its private network are added (no firewall rule); the
+    delta is their price."""
     _change(repository, "Pulumi.dev.yaml", "config:\n", "config:\n  backend-iac:enablePostgres: true\n")
     code, diff, err = _diff(repository)
     assert code == 0, err
     assert set(diff) == {"base", "head", "added", "removed", "changed", "violations", "monthly_cost_usd"}
     added = {item["type"] for item in diff["added"]}
     assert added >= POSTGRES_TYPES
+    assert "azure-native:dbforpostgresql:FirewallRule" not in added
     assert diff["removed"] == []
     web_app = next(c for c in diff["changed"] if c["type"] == "azure-native:web:WebApp")
     assert web_app["replace"] is False
@@ -82,8 +96,9 @@ def test_enabling_postgres_adds_the_server_and_its_cost(repository: Path) -> Non
     expected = round(POSTGRES_HOURLY["Standard_B1ms"] * HOURS_PER_MONTH, 2) + round(
         32 * POSTGRES_STORAGE_GB_MONTH, 2
     )
+    dns = PRIVATE_DNS_ZONE_MONTHLY + round(ASSUMED_DNS_QUERIES_MILLIONS * PRIVATE_DNS_QUERIES_PER_MILLION, 2)
     cost = diff["monthly_cost_usd"]
-    assert cost["delta"] == pytest.approx(expected, abs=0.011)
+    assert cost["delta"] == pytest.approx(expected + dns, abs=0.011)
     assert cost["head"] == pytest.approx(cost["base"] + cost["delta"], abs=0.011)
     server = next(i for i in diff["added"] if i["type"] == "azure-native:dbforpostgresql:Server")
     assert server["monthly_usd"] == pytest.approx(expected, abs=0.011)
