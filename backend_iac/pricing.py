@@ -41,6 +41,19 @@ POSTGRES_HOURLY: Final[Mapping[str, float]] = {
 }
 # USD per provisioned GB-month of Premium SSD storage (backup up to the provisioned size is free).
 POSTGRES_STORAGE_GB_MONTH: Final = 0.115
+# Directory objects in Microsoft Entra ID: no Azure charge per app registration, service principal,
+# pre-authorization or app role assignment (they count against the tenant's directory object quota; the
+# Entra ID editions are priced per user, not per object: azure.microsoft.com/pricing/details/microsoft-entra,
+# not re-fetched this session).
+ENTRA_TYPES: Final = frozenset(
+    {
+        "azuread:index/application:Application",
+        "azuread:index/applicationIdentifierUri:ApplicationIdentifierUri",
+        "azuread:index/applicationPreAuthorized:ApplicationPreAuthorized",
+        "azuread:index/servicePrincipal:ServicePrincipal",
+        "azuread:index/appRoleAssignment:AppRoleAssignment",
+    }
+)
 # Free (or priced per operation, a few cents a month here): named so the plan can say so.
 FREE_TYPES: Final = frozenset(
     {
@@ -51,6 +64,7 @@ FREE_TYPES: Final = frozenset(
         "azure-native:web:WebApp",  # billed through its plan
         "azure-native:keyvault:Vault",  # $0.03 per 10,000 secret operations
     }
+    | ENTRA_TYPES
 )
 
 
@@ -78,7 +92,8 @@ def estimate_monthly_cost(resources: Iterable[Declared], location: str | None) -
     """Price the plan and the database from the table; everything else declared here is free."""
     items: list[LineItem] = []
     unpriced: list[str] = []
-    for resource in resources:
+    declared = list(resources)
+    for resource in declared:
         sku = str((resource.inputs.get("sku") or {}).get("name"))
         if resource.type == "azure-native:web:AppServicePlan":
             count = int((resource.inputs.get("sku") or {}).get("capacity") or 1)
@@ -104,6 +119,9 @@ def estimate_monthly_cost(resources: Iterable[Declared], location: str | None) -
             else:
                 unpriced.append(f"{resource.name}: PostgreSQL SKU {sku} is not in the price table")
     notes = [f"estimate: {PRICE_SOURCE}, prices as of {PRICES_AS_OF}; excludes tax and data transfer"]
+    entra = sorted({resource.name for resource in declared if resource.type in ENTRA_TYPES})
+    if entra:
+        notes.append(f"Entra ID objects ({', '.join(entra)}): $0, directory objects carry no Azure charge")
     if location and location.replace(" ", "").lower() != PRICED_REGION:
         notes.append(f"{location} priced at East US rates; the region's own prices may differ")
     return CostEstimate(tuple(items), tuple(unpriced), tuple(notes))

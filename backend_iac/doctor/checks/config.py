@@ -19,7 +19,16 @@ _CODE_FOR_KEY: Final = {
     "backend-iac:githubTags": "config-subjects-invalid",
     "backend-iac:githubEnvironments": "config-subjects-invalid",
     "backend-iac:githubSubjectPrefix": "config-subjects-invalid",
+    "backend-iac:authIssuer": "config-auth-issuer",
+    "backend-iac:authAudience": "config-auth-audience",
 }
+# The bring-your-own-issuer pair: what to do instead of "fix the key".
+_AUTH_FIX: Final = (
+    "delete backend-iac:authIssuer and backend-iac:authAudience from {file}: the stack then declares the "
+    "API's Entra app registration (v2.0 tokens) and derives AUTH_ISSUER and AUTH_AUDIENCE itself. To keep "
+    "your own Entra registration: authIssuer https://login.microsoftonline.com/<tenant id>/v2.0 with "
+    "authAudience = its application (client) id, and requestedAccessTokenVersion 2 on it"
+)
 _PASSWORD_IN_URL = re.compile(r"^postgres(?:ql)?://[^/@:]+:[^/@]+@")
 
 
@@ -56,14 +65,35 @@ def _evaluation_problems(repository: Repository) -> Iterator[Finding]:
         code = _CODE_FOR_KEY.get(key, "config-invalid")
         if key == "backend-iac:postgresAuth" and "needs" not in problem:
             code = "config-invalid"
+        fix = f"fix {key.removeprefix('backend-iac:')} in {file}; `pulumi up` refuses the same value"
+        if code in ("config-auth-issuer", "config-auth-audience"):
+            fix = _AUTH_FIX.format(file=file)
         yield _finding(
             code,
             "error",
             file,
             line,
             f"{key}: {problem} (the program refuses it, so identity and runtime checks were skipped)",
-            f"fix {key.removeprefix('backend-iac:')} in {file}; `pulumi up` refuses the same value",
+            fix,
         )
+
+
+def _issuer(repository: Repository) -> Iterator[Finding]:
+    """A valid Entra v1.0 issuer: allowed, but only v1.0 tokens pass, which is rarely what was meant."""
+    from stack.config import entra_v1_note
+
+    note = entra_v1_note(repository.config.get("backend-iac:authIssuer", "").strip())
+    if note is None:
+        return
+    file, line = repository.config_location("backend-iac:authIssuer")
+    yield _finding(
+        "config-auth-issuer-v1",
+        "warning",
+        file,
+        line,
+        note,
+        _AUTH_FIX.format(file=file) + "; or keep v1.0 and leave the registration's token version at 1",
+    )
 
 
 def _postgres(repository: Repository) -> Iterator[Finding]:
@@ -121,4 +151,4 @@ def _postgres(repository: Repository) -> Iterator[Finding]:
 
 
 def check(repository: Repository) -> list[Finding]:
-    return [*_evaluation_problems(repository), *_postgres(repository)]
+    return [*_evaluation_problems(repository), *_issuer(repository), *_postgres(repository)]
