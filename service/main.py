@@ -93,7 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         keys = _key_source(resolved)
         if isinstance(keys, JwksCache):
-            await keys.refresh()  # warm the cache; an unreachable IdP is logged and retried on demand
+            keys.start()  # warm the cache in the background: start-up never waits for the identity provider
         app.state.verifier = TokenVerifier(
             issuer=resolved.issuer,
             audience=resolved.audience,
@@ -111,6 +111,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            if isinstance(keys, JwksCache):
+                await keys.close()
             await store.close()
 
     app = FastAPI(
