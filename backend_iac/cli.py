@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     package.add_argument("--ref", default="HEAD", help="the commit to package (default: HEAD)")
 
     verify = commands.add_parser(
-        "verify", help="runtime gate: wait until the expected commit serves and is ready"
+        "verify", help="runtime gate: wait until the expected commit serves, is ready and (with a token) answers"
     )
     verify.add_argument("--url", required=True, help="the web app's base URL")
     verify.add_argument("--commit", required=True, help="the commit SHA that must be serving")
@@ -55,6 +55,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verify.add_argument("--app-name", default=None, help="web app name, for the log-stream hint")
     verify.add_argument("--resource-group", default=None, help="resource group, for the log-stream hint")
+    token = verify.add_mutually_exclusive_group()
+    token.add_argument(
+        "--token-command",
+        default=None,
+        metavar="CMD",
+        help="a command whose stdout is a bearer token (run without a shell, at most 60 s); after /readyz, "
+        "GET /api/v1/items?limit=1 with it must answer 200 (401/403: exit 7)",
+    )
+    token.add_argument(
+        "--token-env",
+        default=None,
+        metavar="VAR",
+        help="the environment variable holding a bearer token, used as --token-command's output is",
+    )
 
     commands.add_parser("migrate", help="apply the database schema migrations (DATABASE_URL)")
     return parser
