@@ -46,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     package.add_argument("--ref", default="HEAD", help="the commit to package (default: HEAD)")
 
     verify = commands.add_parser(
-        "verify", help="runtime gate: wait until the expected commit serves, is ready and (with a token) answers"
+        "verify",
+        help="runtime gate: wait until the expected commit serves, is ready and (with a token) answers",
     )
     verify.add_argument("--url", required=True, help="the web app's base URL")
     verify.add_argument("--commit", required=True, help="the commit SHA that must be serving")
