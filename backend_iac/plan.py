@@ -1,20 +1,18 @@
 """`backend-iac plan`: the stack's resources, the policy verdict and an estimated cost, with no credentials.
 
 Exit codes: 0 the stack passes the policy pack, 1 a policy is violated, 2 the config is unreadable or
-invalid (the message names the key).
+invalid (the message names the key), or the checkout has no program or its program fails.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Final, TextIO
+from typing import Any, Final, Literal, TextIO
 
 SECRET: Final = "[secret]"  # noqa: S105 - the placeholder shown instead of a secret
-REPO_ROOT: Final = Path(__file__).resolve().parents[1]
 
 # The settings that matter, per type, for the text form (the JSON form carries every input).
 _HIGHLIGHTS: Final[Mapping[str, tuple[str, ...]]] = {
@@ -186,23 +184,25 @@ def build_report(root: Path, stack: str) -> dict[str, Any]:
     }
 
 
-def run(args: argparse.Namespace) -> int:
+def print_plan(*, root: Path, stack: str, output_format: Literal["text", "json"]) -> int:
     """The `plan` command: print the report as text or JSON; exit 0 pass, 1 policy violated, 2 bad config."""
-    from backend_iac.evaluate import StackFileError
+    from backend_iac.evaluate import ProgramError, StackFileError
     from stack.config import StackConfigError
 
-    root = Path(args.root) if args.root else REPO_ROOT
     try:
-        report = build_report(root, args.stack)
+        report = build_report(root, stack)
     except StackConfigError as error:
-        sys.stderr.write(f"backend-iac plan: invalid config for stack {args.stack!r}:\n")
+        sys.stderr.write(f"backend-iac plan: invalid config for stack {stack!r}:\n")
         for key, message in error.problems.items():
             sys.stderr.write(f"  {key}: {message}\n")
         return 2
     except StackFileError as error:
-        sys.stderr.write(f"backend-iac plan: cannot read the config of stack {args.stack!r}: {error}\n")
+        sys.stderr.write(f"backend-iac plan: cannot read the config of stack {stack!r}: {error}\n")
         return 2
-    if args.format == "json":
+    except ProgramError as error:
+        sys.stderr.write(f"backend-iac plan: cannot evaluate stack {stack!r}: {error}\n")
+        return 2
+    if output_format == "json":
         json.dump(report, sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")
     else:

@@ -27,7 +27,6 @@ command's token is then as fresh as it can be), and is never printed.
 
 from __future__ import annotations
 
-import argparse
 import functools
 import os
 import shlex
@@ -43,6 +42,8 @@ from enum import IntEnum
 from typing import Any, Final
 
 import httpx
+
+from service.startup import HEALTH_PATH
 
 INITIAL_DELAY_SECONDS: Final = 1.0
 MAX_DELAY_SECONDS: Final = 15.0
@@ -82,14 +83,12 @@ class TokenError(Exception):
 TokenSource = Callable[[], str]
 
 
-def _token_source(args: argparse.Namespace) -> TokenSource | None:
-    """The token option given (argparse keeps them mutually exclusive), as a deferred call, or None."""
-    command: str | None = getattr(args, "token_command", None)
-    variable: str | None = getattr(args, "token_env", None)
-    if command is not None:
-        return functools.partial(token_from_command, command)
-    if variable is not None:
-        return functools.partial(token_from_environment, variable)
+def _token_source(*, token_command: str | None, token_env: str | None) -> TokenSource | None:
+    """The token option given (the CLI keeps them mutually exclusive), as a deferred call, or None."""
+    if token_command is not None:
+        return functools.partial(token_from_command, token_command)
+    if token_env is not None:
+        return functools.partial(token_from_environment, token_env)
     return None
 
 
@@ -153,13 +152,23 @@ class Observation:
     advice: str = ""
 
 
-def run(args: argparse.Namespace) -> int:
-    token_source = _token_source(args)
+def run_verify(
+    *,
+    url: str,
+    commit: str,
+    timeout: float,
+    app_name: str | None,
+    resource_group: str | None,
+    token_command: str | None = None,
+    token_env: str | None = None,
+) -> int:
+    """The `verify` command: probe until verified or the deadline; the exit code names the layer."""
+    token_source = _token_source(token_command=token_command, token_env=token_env)
     try:
         observation = verify(
-            url=args.url,
-            commit=args.commit,
-            timeout=args.timeout,
+            url=url,
+            commit=commit,
+            timeout=timeout,
             token=token_source,
             report=lambda elapsed, seen: print(
                 f"[{elapsed:6.1f}s] {LABELS[seen.outcome]}: {seen.summary}", flush=True
@@ -182,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
         _github_summary(f"### Runtime gate: verified\n\n{observation.summary}\n")
         return int(Outcome.VERIFIED)
 
-    logs = log_stream_hint(app_name=args.app_name, resource_group=args.resource_group)
+    logs = log_stream_hint(app_name=app_name, resource_group=resource_group)
     print(
         f"\nverify FAILED: {LABELS[observation.outcome]} (exit {int(observation.outcome)})\n"
         f"  {observation.summary}\n"
@@ -247,8 +256,8 @@ def probe(client: httpx.Client, base: str, commit: str, *, request_timeout: floa
     """One attempt through the layers: liveness, then the serving commit, then readiness."""
     expected = commit.strip().lower()
     try:
-        health = client.get(f"{base}/healthz", timeout=request_timeout)
-        not_ours = _not_the_app(health, "/healthz")
+        health = client.get(f"{base}{HEALTH_PATH}", timeout=request_timeout)
+        not_ours = _not_the_app(health, HEALTH_PATH)
         if not_ours is not None:
             return not_ours
 

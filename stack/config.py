@@ -14,6 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from stack.github_subjects import subject_prefix_for
+
+# The config key namespace: the project's own keys are `backend-iac:<name>` (Pulumi.yaml's `name`).
 PROJECT: Final = "backend-iac"
 LOCATION_KEY: Final = "azure-native:location"
 
@@ -107,7 +110,7 @@ class StackConfig:
     @property
     def subject_prefix(self) -> str:
         """What every federated subject starts with, up to the `:` before the ref, environment or event."""
-        return self.github_subject_prefix or f"repo:{self.github_repository}"
+        return subject_prefix_for(self.github_repository, self.github_subject_prefix)
 
     @property
     def declares_api_registration(self) -> bool:
@@ -124,8 +127,14 @@ class StackConfig:
         return {"project": self.project, "stack": self.stack, "managed-by": "pulumi"}
 
 
-def _key(name: str) -> str:
+def config_key(name: str) -> str:
+    """The fully qualified key of one of the project's settings: `backend-iac:<name>`."""
     return f"{PROJECT}:{name}"
+
+
+def short_key(key: str) -> str:
+    """The name of a project key as written in Pulumi.yaml (`backend-iac:` dropped); others unchanged."""
+    return key.removeprefix(f"{PROJECT}:")
 
 
 class _Reader:
@@ -141,14 +150,14 @@ class _Reader:
     def string(self, name: str) -> str:
         value = self._raw(name)
         if value is None or not value.strip():
-            self.problems[_key(name)] = "required (set it with `pulumi config set`)"
+            self.problems[config_key(name)] = "required (set it with `pulumi config set`)"
             return ""
         return value.strip()
 
     def boolean(self, name: str) -> bool:
         value = self._raw(name)
         if value is None or value.strip().lower() not in ("true", "false"):
-            self.problems[_key(name)] = f"must be true or false (got {value!r})"
+            self.problems[config_key(name)] = f"must be true or false (got {value!r})"
             return False
         return value.strip().lower() == "true"
 
@@ -157,7 +166,7 @@ class _Reader:
         try:
             return int(value or "")
         except ValueError:
-            self.problems[_key(name)] = f"must be an integer (got {value!r})"
+            self.problems[config_key(name)] = f"must be an integer (got {value!r})"
             return 0
 
     def optional_string(self, name: str) -> str:
@@ -171,16 +180,16 @@ class _Reader:
         except json.JSONDecodeError:
             items = None
         if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
-            self.problems[_key(name)] = f"must be a list of names (got {value!r})"
+            self.problems[config_key(name)] = f"must be a list of names (got {value!r})"
             return ()
         bad = [item for item in items if not _REF_NAME.fullmatch(item)]
         if bad:
-            self.problems[_key(name)] = (
+            self.problems[config_key(name)] = (
                 f"{bad[0]!r} cannot appear in a federated credential subject "
                 "(letters, digits and . _ / + - only; Entra matches subjects literally, no wildcards)"
             )
         if len(set(items)) != len(items):
-            self.problems[_key(name)] = "lists a name twice"
+            self.problems[config_key(name)] = "lists a name twice"
         return tuple(items)
 
 
@@ -189,12 +198,12 @@ def parse_stack_config(values: Mapping[str, str], *, stack: str, location: str |
     read = _Reader(values)
     repository = read.string("githubRepository")
     if repository and not _REPOSITORY.fullmatch(repository):
-        read.problems[_key("githubRepository")] = (
+        read.problems[config_key("githubRepository")] = (
             f"must be owner/name as GitHub spells it (got {repository!r})"
         )
     subject_prefix = read.optional_string("githubSubjectPrefix")
     if subject_prefix and not _SUBJECT_PREFIX.fullmatch(subject_prefix):
-        read.problems[_key("githubSubjectPrefix")] = _subject_prefix_problem(subject_prefix)
+        read.problems[config_key("githubSubjectPrefix")] = _subject_prefix_problem(subject_prefix)
     branches = read.names("githubBranches")
     tags = read.names("githubTags")
     environments = read.names("githubEnvironments")
@@ -203,31 +212,31 @@ def parse_stack_config(values: Mapping[str, str], *, stack: str, location: str |
         [f"branch-{b}" for b in branches] + [f"tag-{t}" for t in tags] + [f"env-{e}" for e in environments]
     )
     if len({re.sub(r"[^A-Za-z0-9_-]", "-", name) for name in names}) != len(names):
-        read.problems[_key("githubBranches")] = (
+        read.problems[config_key("githubBranches")] = (
             "two branches, tags or environments differ only by '/' or '.' versus '-', "
             "which gives their federated credentials the same name"
         )
     if len(branches) + len(tags) + len(environments) > MAX_FEDERATED_CREDENTIALS:
-        read.problems[_key("githubBranches")] = (
+        read.problems[config_key("githubBranches")] = (
             f"branches, tags and environments together exceed Entra's {MAX_FEDERATED_CREDENTIALS} "
             "federated credentials per identity"
         )
 
     sku = read.string("appServiceSku")
     if sku and sku not in APP_SERVICE_SKU_TIERS:
-        read.problems[_key("appServiceSku")] = (
+        read.problems[config_key("appServiceSku")] = (
             f"unknown SKU {sku!r}; one of {', '.join(APP_SERVICE_SKU_TIERS)}"
         )
     instances = read.integer("instanceCount")
     tier = APP_SERVICE_SKU_TIERS.get(sku)
     most = min(MAX_INSTANCES, TIER_MAX_INSTANCES[tier]) if tier else MAX_INSTANCES
-    if _key("instanceCount") not in read.problems and not 1 <= instances <= most:
-        read.problems[_key("instanceCount")] = (
+    if config_key("instanceCount") not in read.problems and not 1 <= instances <= most:
+        read.problems[config_key("instanceCount")] = (
             f"must be between 1 and {most} for {sku or 'this SKU'} (got {instances})"
         )
     python_version = read.string("pythonVersion")
     if python_version and python_version not in PYTHON_VERSIONS:
-        read.problems[_key("pythonVersion")] = (
+        read.problems[config_key("pythonVersion")] = (
             f"App Service's Linux runtime does not offer Python {python_version} for this service; "
             f"one of {', '.join(PYTHON_VERSIONS)}"
         )
@@ -242,14 +251,14 @@ def parse_stack_config(values: Mapping[str, str], *, stack: str, location: str |
     if auth == "password":
         postgres_auth = "password"
     elif auth and auth != "managed-identity":
-        read.problems[_key("postgresAuth")] = f"must be managed-identity or password (got {auth!r})"
+        read.problems[config_key("postgresAuth")] = f"must be managed-identity or password (got {auth!r})"
     if postgres_auth == "password" and not enable_postgres:
-        read.problems[_key("postgresAuth")] = (
+        read.problems[config_key("postgresAuth")] = (
             "password needs enablePostgres: true (there is no server to sign in to)"
         )
     database = read.string("postgresDatabaseName")
     if database and not _DATABASE_NAME.fullmatch(database):
-        read.problems[_key("postgresDatabaseName")] = (
+        read.problems[config_key("postgresDatabaseName")] = (
             f"must be a lower-case PostgreSQL identifier (got {database!r})"
         )
     login = read.string("postgresAdminLogin")
@@ -258,7 +267,7 @@ def parse_stack_config(values: Mapping[str, str], *, stack: str, location: str |
         and login
         and (not _ADMIN_LOGIN.fullmatch(login) or login in _RESERVED_LOGINS)
     ):
-        read.problems[_key("postgresAdminLogin")] = (
+        read.problems[config_key("postgresAdminLogin")] = (
             f"{login!r} is not a login Azure accepts for the administrator "
             "(lower-case letters, digits, '_'; not a reserved name such as admin or postgres)"
         )
@@ -300,7 +309,7 @@ def auth_problems(issuer: str, audience: str) -> dict[str, str]:
     API's client id (a GUID); only a v1.0 token, whose `iss` is `https://sts.windows.net/<tenant>/`, can
     carry the identifier URI (`api://...`) as `aud`.
     """
-    issuer_key, audience_key = _key("authIssuer"), _key("authAudience")
+    issuer_key, audience_key = config_key("authIssuer"), config_key("authAudience")
     if not issuer and not audience:
         return {}
     if not issuer or not audience:
@@ -361,9 +370,9 @@ def entra_v1_note(issuer: str) -> str | None:
     if not ENTRA_V1_ISSUER.fullmatch(issuer):
         return None
     return (
-        f"{_key('authIssuer')} {issuer} is Entra's v1.0 issuer: the service then accepts only v1.0 "
+        f"{config_key('authIssuer')} {issuer} is Entra's v1.0 issuer: the service then accepts only v1.0 "
         "tokens, which an app registration issues while its requestedAccessTokenVersion is unset or 1, "
-        f"with `aud` being whatever resource the client asked for (set {_key('authAudience')} to exactly "
+        f"with `aud` being whatever resource the client asked for (set {config_key('authAudience')} to exactly "
         "that: the identifier URI or the client id). A v2.0 token (requestedAccessTokenVersion 2) is then "
         "refused as coming from the wrong issuer. Leave both keys unset to have the stack declare a v2.0 "
         "registration"

@@ -6,19 +6,10 @@ file and line) or the command line is wrong.
 
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
-from typing import TextIO
+from typing import Literal, TextIO
 
 from backend_iac.doctor.findings import DoctorInputError, Finding, has_errors, to_json, to_text
-
-_CHECKOUT = Path(__file__).resolve().parents[2]
-
-
-def default_root() -> Path:
-    """This checkout when the package runs from one; otherwise the current directory."""
-    return _CHECKOUT if (_CHECKOUT / "Pulumi.yaml").is_file() else Path.cwd()
 
 
 def diagnose(root: Path, stack: str) -> list[Finding]:
@@ -35,19 +26,21 @@ def diagnose(root: Path, stack: str) -> list[Finding]:
     ]
 
 
-def _explain(code: str, root: Path, stack: str, out: TextIO, err: TextIO) -> int:
+def explain_code(code: str, *, root: Path, stack: str, out: TextIO, err: TextIO) -> int:
+    """`doctor explain CODE`: what an Entra error code means, with this stack's subjects; exit 2 unknown."""
     from backend_iac.doctor.entra_errors import explain, known_codes
 
     repository: str | None = None
     prefix: str | None = None
     subjects: list[str] = []
     try:
-        from backend_iac.evaluate import evaluate_stack, stack_config_values
+        from backend_iac.evaluate import evaluate_stack
 
-        values = stack_config_values(root, stack)
-        repository = values.get("backend-iac:githubRepository")
-        prefix = values.get("backend-iac:githubSubjectPrefix") or None
-        subjects = list(evaluate_stack(root, stack).federated_subjects)
+        evaluation = evaluate_stack(root, stack)
+        if evaluation.config is not None:
+            repository = evaluation.config.github_repository
+            prefix = evaluation.config.subject_prefix
+        subjects = list(evaluation.federated_subjects)
     except Exception:  # noqa: S110 - the explanation stands without this stack's facts
         pass
     text = explain(code, repository=repository, subjects=subjects, prefix=prefix)
@@ -58,23 +51,16 @@ def _explain(code: str, root: Path, stack: str, out: TextIO, err: TextIO) -> int
     return 0
 
 
-def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
-    out = out or sys.stdout
-    err = err or sys.stderr
-    root = Path(args.root).resolve() if args.root else default_root()
-    stack = str(args.stack)
-    words = list(getattr(args, "explain", None) or [])
-    if words:
-        if words[0] != "explain" or len(words) != 2:
-            print("backend-iac doctor: usage: backend-iac doctor [options] explain CODE", file=err)
-            return 2
-        return _explain(words[1], root, stack, out, err)
+def run_doctor(
+    *, root: Path, stack: str, output_format: Literal["text", "json"], out: TextIO, err: TextIO
+) -> int:
+    """The `doctor` command: every finding as text or JSON; exit 0 clean, 1 an error, 2 unreadable input."""
     try:
         findings = diagnose(root, stack)
     except DoctorInputError as error:
         print(f"backend-iac doctor: cannot read {error}", file=err)
         return 2
-    if args.format == "json":
+    if output_format == "json":
         out.write(to_json(findings) + "\n")
     else:
         out.write(to_text(findings, header=f"backend-iac doctor: stack {stack} in {root}"))

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from stack.github_subjects import GITHUB_ISSUER, TOKEN_EXCHANGE_AUDIENCE
+from stack.github_subjects import GITHUB_ISSUER, TOKEN_EXCHANGE_AUDIENCE, subject_prefix_for
 
 
 @dataclass(frozen=True)
@@ -219,7 +219,7 @@ def explain(
     )
     facts = {
         "repository": repository or "<githubRepository>",
-        "prefix": prefix or f"repo:{repository or '<githubRepository>'}",
+        "prefix": subject_prefix_for(repository or "<githubRepository>", prefix or ""),
         "subjects": listed,
         "issuer": GITHUB_ISSUER,
         "audience": TOKEN_EXCHANGE_AUDIENCE,

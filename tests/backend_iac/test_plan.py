@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +25,8 @@ def plan(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]
 def stack_root(tmp_path: Path, **overrides: Any) -> Path:
     config = {**BASE_CONFIG, **{f"backend-iac:{key}": value for key, value in overrides.items()}}
     write_stack(tmp_path, "check", config)
+    # `--root` is a checkout: its own program runs (a copy of this one's).
+    shutil.copytree(REPO / "stack", tmp_path / "stack", ignore=shutil.ignore_patterns("__pycache__"))
     return tmp_path
 
 

@@ -8,19 +8,20 @@ from typing import Final
 
 from backend_iac.doctor.findings import Finding, Severity
 from backend_iac.doctor.repository import POSTGRES_SERVER, Repository
+from stack.config import config_key, short_key
 
 # The program's own validation (stack/config.py) names the bad key; the doctor gives each a stable code.
 _CODE_FOR_KEY: Final = {
-    "backend-iac:githubRepository": "config-repository-malformed",
-    "backend-iac:appServiceSku": "config-sku-unknown",
-    "backend-iac:pythonVersion": "config-python-version",
-    "backend-iac:postgresAuth": "config-options-contradictory",
-    "backend-iac:githubBranches": "config-subjects-invalid",
-    "backend-iac:githubTags": "config-subjects-invalid",
-    "backend-iac:githubEnvironments": "config-subjects-invalid",
-    "backend-iac:githubSubjectPrefix": "config-subjects-invalid",
-    "backend-iac:authIssuer": "config-auth-issuer",
-    "backend-iac:authAudience": "config-auth-audience",
+    config_key("githubRepository"): "config-repository-malformed",
+    config_key("appServiceSku"): "config-sku-unknown",
+    config_key("pythonVersion"): "config-python-version",
+    config_key("postgresAuth"): "config-options-contradictory",
+    config_key("githubBranches"): "config-subjects-invalid",
+    config_key("githubTags"): "config-subjects-invalid",
+    config_key("githubEnvironments"): "config-subjects-invalid",
+    config_key("githubSubjectPrefix"): "config-subjects-invalid",
+    config_key("authIssuer"): "config-auth-issuer",
+    config_key("authAudience"): "config-auth-audience",
 }
 # The bring-your-own-issuer pair: what to do instead of "fix the key".
 _AUTH_FIX: Final = (
@@ -63,9 +64,9 @@ def _evaluation_problems(repository: Repository) -> Iterator[Finding]:
             )
             continue
         code = _CODE_FOR_KEY.get(key, "config-invalid")
-        if key == "backend-iac:postgresAuth" and "needs" not in problem:
+        if key == config_key("postgresAuth") and "needs" not in problem:
             code = "config-invalid"
-        fix = f"fix {key.removeprefix('backend-iac:')} in {file}; `pulumi up` refuses the same value"
+        fix = f"fix {short_key(key)} in {file}; `pulumi up` refuses the same value"
         if code in ("config-auth-issuer", "config-auth-audience"):
             fix = _AUTH_FIX.format(file=file)
         yield _finding(
@@ -82,10 +83,12 @@ def _issuer(repository: Repository) -> Iterator[Finding]:
     """A valid Entra v1.0 issuer: allowed, but only v1.0 tokens pass, which is rarely what was meant."""
     from stack.config import entra_v1_note
 
-    note = entra_v1_note(repository.config.get("backend-iac:authIssuer", "").strip())
+    if repository.config is None:
+        return
+    note = entra_v1_note(repository.config.auth_issuer)
     if note is None:
         return
-    file, line = repository.config_location("backend-iac:authIssuer")
+    file, line = repository.config_location("authIssuer")
     yield _finding(
         "config-auth-issuer-v1",
         "warning",
@@ -98,7 +101,7 @@ def _issuer(repository: Repository) -> Iterator[Finding]:
 
 def _postgres(repository: Repository) -> Iterator[Finding]:
     settings = repository.app_settings
-    file, line = repository.config_location("backend-iac:postgresAuth")
+    file, line = repository.config_location("postgresAuth")
     for server in repository.resources(POSTGRES_SERVER):
         auth = server.inputs.get("authConfig") or {}
         password_on = auth.get("passwordAuth") == "Enabled"
