@@ -10,7 +10,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 RUN := $(UV) run --locked
 
-.PHONY: help bootstrap serve token test lint typecheck pytest bench bench-tools plan migrate postgres-binaries wrk
+.PHONY: help bootstrap serve token test lint typecheck pytest bench bench-tools plan migrate postgres-binaries wrk oidc-provider
 
 help:
 	@echo "make serve   run the service locally as App Service runs it (SQLite, development tokens)"
@@ -58,6 +58,19 @@ wrk:
 	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq wrk >/dev/null; }
 
+# The real OpenID provider the interoperability tests start (panva's oidc-provider, npm), installed exactly
+# as locked (npm ci) from tests/support/oidc_provider/package-lock.json; Node.js from Debian where missing.
+OIDC_PROVIDER := tests/support/oidc_provider
+oidc-provider: $(OIDC_PROVIDER)/node_modules/.package-lock.json
+
+$(OIDC_PROVIDER)/node_modules/.package-lock.json: $(OIDC_PROVIDER)/package.json $(OIDC_PROVIDER)/package-lock.json
+	@command -v npm >/dev/null || { \
+	  echo "Installing Node.js and npm (Debian packages) for the OpenID provider interoperability tests"; \
+	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq nodejs npm >/dev/null; }
+	cd $(OIDC_PROVIDER) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
 lint: bootstrap
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
@@ -65,7 +78,7 @@ lint: bootstrap
 typecheck: bootstrap
 	$(RUN) mypy
 
-pytest: bootstrap postgres-binaries
+pytest: bootstrap postgres-binaries oidc-provider
 	$(RUN) pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest

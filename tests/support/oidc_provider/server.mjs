@@ -5,7 +5,7 @@
 // Started by tests/support/oidc_provider.py: reads its settings as JSON on stdin, listens on 127.0.0.1
 // (an ephemeral port unless one is given), prints one JSON line {"issuer": ...} on stdout when it
 // accepts connections, and exits when stdin closes (so it never outlives the test that started it).
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 
 import Provider from 'oidc-provider';
@@ -60,6 +60,8 @@ const provider = new Provider(issuer, {
     token_endpoint_auth_method: 'client_secret_basic',
   })),
   jwks: { keys: signingKeys() },
+  // Cookies sign nothing here (no interactive flows), but the provider wants keys: random per start.
+  cookies: { keys: [randomBytes(32).toString('base64url')] },
   scopes: ['openid', 'items.read', 'items.write'],
   features: {
     devInteractions: { enabled: false },
@@ -68,16 +70,18 @@ const provider = new Provider(issuer, {
       enabled: true,
       defaultResource: async () => settings.resource,
       useGrantedResource: async () => true,
-      getResourceServerInfo: async (_ctx, resourceIndicator) => {
+      // Each client's tokens are signed with the algorithm the test gave it (RS256 unless said).
+      getResourceServerInfo: async (_ctx, resourceIndicator, client) => {
         if (resourceIndicator !== settings.resource) {
           throw new Provider.errors.InvalidTarget();
         }
+        const alg = settings.clients.find((c) => c.client_id === client.clientId)?.alg ?? 'RS256';
         return {
           scope: 'items.read items.write',
-          audience: settings.audience ?? settings.resource,
+          audience: settings.resource,
           accessTokenTTL: 600,
           accessTokenFormat: 'jwt',
-          jwt: { sign: { alg: settings.alg ?? 'RS256' } },
+          jwt: { sign: { alg } },
         };
       },
     },
