@@ -19,6 +19,7 @@ help:
 	@echo "make bench   benchmark the service against a bare FastAPI app (wrk on loopback)"
 	@echo "make plan    print the dev stack's resources, policy verdict and cost, offline"
 	@echo "make bench-tools  time the offline tools (mock evaluation, plan, doctor) against their budgets"
+	@echo "make oidc-provider  install the OpenID provider the interoperability tests start (npm ci)"
 
 # uv from PyPI: into the user's site, or (a Debian Python that refuses user installs, PEP 668) into a
 # private virtualenv under .tools/. Either way $(UV) ends up pointing at it.
@@ -61,7 +62,7 @@ wrk:
 # The real OpenID provider the interoperability tests start (panva's oidc-provider, npm), installed exactly
 # as locked (npm ci) from tests/support/oidc_provider/package-lock.json; Node.js from Debian where missing.
 OIDC_PROVIDER := tests/support/oidc_provider
-oidc-provider: $(OIDC_PROVIDER)/node_modules/.package-lock.json
+oidc-provider: $(OIDC_PROVIDER)/node_modules/.package-lock.json ## install the OpenID provider the interoperability tests start (npm ci)
 
 $(OIDC_PROVIDER)/node_modules/.package-lock.json: $(OIDC_PROVIDER)/package.json $(OIDC_PROVIDER)/package-lock.json
 	@command -v npm >/dev/null || { \
