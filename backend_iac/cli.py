@@ -59,9 +59,11 @@ _GUIDES: Final[dict[str, tuple[str, str, str]]] = {
     "verify": (
         "The runtime gate: probe /healthz, /version and /readyz until the expected commit serves and is\n"
         "ready, or the timeout passes; the exit code names the layer that failed.",
-        "0 verified; 2 usage (a URL without http(s)://, a commit that is not hex of 7+ characters);\n"
-        "3 not reachable; 4 start-up error; 5 old commit still serving; 6 readiness failing",
-        "./backend-iac verify --url https://<app>.azurewebsites.net --commit $(git rev-parse HEAD)\n"
+        "0 verified; 2 usage (a URL without http(s)://, a commit that is not hex of 7+ characters, no token\n"
+        "from --token-command/--token-env); 3 not reachable; 4 start-up error; 5 old commit still serving;\n"
+        "6 readiness failing; 7 authenticated call refused (401/403 with the token)",
+        "./backend-iac verify --url https://<app>.azurewebsites.net --commit $(git rev-parse HEAD) \\\n"
+        "      --token-command 'az account get-access-token --resource api://<client-id> --query accessToken -o tsv'\n"
         "  ./backend-iac verify --url http://127.0.0.1:8000 --commit $(git rev-parse --short=12 HEAD) --timeout 30",
     ),
     "serving": (
@@ -222,7 +224,9 @@ def package(args: argparse.Namespace) -> int:
 
 def add_verify_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = _command_parser(
-        commands, "verify", "runtime gate: wait until the expected commit serves and is ready"
+        commands,
+        "verify",
+        "runtime gate: wait until the expected commit serves, is ready and (with a token) answers",
     )
     parser.add_argument("--url", required=True, type=http_url, help="the web app's base URL (http or https)")
     parser.add_argument(
@@ -236,6 +240,20 @@ def add_verify_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
     )
     parser.add_argument("--app-name", default=None, help="web app name, for the log-stream hint")
     parser.add_argument("--resource-group", default=None, help="resource group, for the log-stream hint")
+    token = parser.add_mutually_exclusive_group()
+    token.add_argument(
+        "--token-command",
+        default=None,
+        metavar="CMD",
+        help="a command whose stdout is a bearer token (run without a shell, at most 60 s); after /readyz, "
+        "GET /api/v1/items?limit=1 with it must answer 200 (401/403: exit 7)",
+    )
+    token.add_argument(
+        "--token-env",
+        default=None,
+        metavar="VAR",
+        help="the environment variable holding a bearer token, used as --token-command's output is",
+    )
 
 
 def verify(args: argparse.Namespace) -> int:
@@ -247,6 +265,8 @@ def verify(args: argparse.Namespace) -> int:
         timeout=float(args.timeout),
         app_name=args.app_name,
         resource_group=args.resource_group,
+        token_command=args.token_command,
+        token_env=args.token_env,
     )
 
 

@@ -71,6 +71,19 @@ _HIGHLIGHTS: Final[Mapping[str, tuple[str, ...]]] = {
     ),
     "azure-native:applicationinsights:Component": ("kind", "ingestionMode", "workspaceResourceId"),
     "azure-native:monitor:DiagnosticSetting": ("resourceUri", "workspaceId", "logs"),
+    "azuread:index/application:Application": (
+        "displayName",
+        "signInAudience",
+        "api.requestedAccessTokenVersion",
+        "api.oauth2PermissionScopes",
+        "appRoles",
+    ),
+    "azuread:index/applicationIdentifierUri:ApplicationIdentifierUri": ("identifierUri",),
+    "azuread:index/applicationPreAuthorized:ApplicationPreAuthorized": (
+        "authorizedClientId",
+        "permissionIds",
+    ),
+    "azuread:index/appRoleAssignment:AppRoleAssignment": ("appRoleId", "principalObjectId"),
 }
 
 
@@ -111,6 +124,20 @@ def _show(key: str, value: Any) -> str:
 
         role = value.rsplit("/", 1)[-1]
         return azure_roles.NAMES.get(role, role)
+    if key in ("api.oauth2PermissionScopes", "appRoles") and isinstance(value, list):
+        return ", ".join(str(item.get("value")) for item in value if isinstance(item, Mapping))
+    if key in ("appRoleId", "permissionIds"):
+        from stack.components.api_registration import PERMISSIONS
+
+        names = {p.role_id: f"{p.value} (app role)" for p in PERMISSIONS} | {
+            p.scope_id: f"{p.value} (scope)" for p in PERMISSIONS
+        }
+        ids = value if isinstance(value, list) else [value]
+        return ", ".join(names.get(str(item), str(item)) for item in ids)
+    if key == "authorizedClientId" and isinstance(value, str):
+        from stack.components.api_registration import AZURE_CLI_CLIENT_ID
+
+        return f"{value} (Azure CLI)" if value == AZURE_CLI_CLIENT_ID else value
     return json.dumps(value) if isinstance(value, bool | int | float) else str(value)
 
 

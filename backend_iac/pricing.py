@@ -75,6 +75,19 @@ LOG_ANALYTICS_GB: Final = 2.30
 LOG_ANALYTICS_FREE_GB_PER_MONTH: Final = 5.0
 LOG_ANALYTICS_INCLUDED_RETENTION_DAYS: Final = 31
 DAYS_PER_MONTH: Final = HOURS_PER_MONTH / 24
+# Directory objects in Microsoft Entra ID: no Azure charge per app registration, service principal,
+# pre-authorization or app role assignment (they count against the tenant's directory object quota; the
+# Entra ID editions are priced per user, not per object: azure.microsoft.com/pricing/details/microsoft-entra,
+# not re-fetched this session).
+ENTRA_TYPES: Final = frozenset(
+    {
+        "azuread:index/application:Application",
+        "azuread:index/applicationIdentifierUri:ApplicationIdentifierUri",
+        "azuread:index/applicationPreAuthorized:ApplicationPreAuthorized",
+        "azuread:index/servicePrincipal:ServicePrincipal",
+        "azuread:index/appRoleAssignment:AppRoleAssignment",
+    }
+)
 # Free (or priced per operation, a few cents a month here): named so the plan can say so.
 FREE_TYPES: Final = frozenset(
     {
@@ -88,6 +101,7 @@ FREE_TYPES: Final = frozenset(
         "azure-native:applicationinsights:Component",  # workspace-based: billed through its workspace
         "azure-native:monitor:DiagnosticSetting",  # what it sends is billed as workspace ingestion
     }
+    | ENTRA_TYPES
 )
 
 
@@ -115,8 +129,9 @@ def estimate_monthly_cost(resources: Iterable[Declared], location: str | None) -
     """Price the plan and the database from the table; everything else declared here is free."""
     items: list[LineItem] = []
     unpriced: list[str] = []
+    declared = list(resources)
     extra_notes: list[str] = []
-    for resource in resources:
+    for resource in declared:
         sku = str((resource.inputs.get("sku") or {}).get("name"))
         if resource.type == "azure-native:web:AppServicePlan":
             count = int((resource.inputs.get("sku") or {}).get("capacity") or 1)
@@ -167,6 +182,9 @@ def estimate_monthly_cost(resources: Iterable[Declared], location: str | None) -
         f"estimate: {PRICE_SOURCE}, prices as of {PRICES_AS_OF}; excludes tax and data transfer",
         *extra_notes,
     ]
+    entra = sorted({resource.name for resource in declared if resource.type in ENTRA_TYPES})
+    if entra:
+        notes.append(f"Entra ID objects ({', '.join(entra)}): $0, directory objects carry no Azure charge")
     if location and location.replace(" ", "").lower() != PRICED_REGION:
         notes.append(f"{location} priced at East US rates; the region's own prices may differ")
     return CostEstimate(tuple(items), tuple(unpriced), tuple(notes))

@@ -147,7 +147,7 @@ def test_deploy_targets_come_from_stack_outputs() -> None:
     """App name, resource group and URL come from `pulumi up`'s outputs, never literals."""
     deploy_jobs = jobs("deploy.yml")
     outputs = deploy_jobs["up"]["outputs"]
-    assert set(outputs) == {"web_app_name", "resource_group", "url"}
+    assert set(outputs) == {"web_app_name", "resource_group", "url", "api_identifier_uri"}
     for name, expression in outputs.items():
         assert expression == f"${{{{ steps.up.outputs.{name} }}}}"
     stack_source = (REPO_ROOT / "stack" / "program.py").read_text()
@@ -178,6 +178,25 @@ def test_gate_verifies_the_pushed_commit_with_the_log_stream_names() -> None:
     assert step["env"]["URL"] == "${{ needs.up.outputs.url }}"
     assert "--app-name" in step["run"]
     assert "--resource-group" in step["run"]
+
+
+def test_gate_calls_the_api_with_the_deploy_identitys_app_only_token() -> None:
+    """The gate signs in as the deploy identity (OIDC, its environment's subject) and hands verify an
+    `az account get-access-token --resource <identifier URI>` token command; the token is never echoed."""
+    gate = jobs("deploy.yml")["gate"]
+    assert gate["permissions"] == {"contents": "read", "id-token": "write"}
+    assert gate["environment"] == "production"
+    steps = gate["steps"]
+    login = next(i for i, step in enumerate(steps) if str(step.get("uses", "")).startswith("azure/login@"))
+    assert steps[login]["with"]["client-id"] == "${{ vars.AZURE_CLIENT_ID }}"
+    verify = next(i for i, step in enumerate(steps) if "backend-iac verify" in str(step.get("run", "")))
+    assert login < verify
+    step = steps[verify]
+    assert step["env"]["API_IDENTIFIER_URI"] == "${{ needs.up.outputs.api_identifier_uri }}"
+    assert "--token-command" in step["run"]
+    assert "az account get-access-token --resource $API_IDENTIFIER_URI" in step["run"]
+    assert "--query accessToken --output tsv" in step["run"]
+    assert "echo" not in step["run"]
 
 
 def test_deploy_signs_in_again_just_before_the_zip_deploy() -> None:

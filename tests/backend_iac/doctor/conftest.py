@@ -22,8 +22,6 @@ SHA = "a457da9ea143d694b1b9c7c869ebb04ebe844ef5"
 STACK_CONFIG: dict[str, Any] = {
     "azure-native:location": "westeurope",
     "backend-iac:githubRepository": "example-org/backend-iac",
-    "backend-iac:authIssuer": "https://login.microsoftonline.com/tenant/v2.0",
-    "backend-iac:authAudience": "api://backend-iac",
 }
 
 CI = f"""\
