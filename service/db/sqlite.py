@@ -6,6 +6,7 @@ import asyncio
 import sqlite3
 import threading
 from collections.abc import Mapping
+from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from anyio import to_thread
 
 from service.db.errors import DatabaseUnavailable
 from service.db.migrations import MIGRATIONS, pending
-from service.db.store import Row, Store
+from service.db.store import FIND_KEY, FORGET_EXPIRED_KEY, INSERT_ITEM, INSERT_KEY, Row, Store
 
 
 class SqliteStore(Store):
@@ -28,6 +29,7 @@ class SqliteStore(Store):
     dialect = "sqlite"
 
     def __init__(self, path: Path, *, busy_timeout: float = 5.0) -> None:
+        super().__init__()
         self.path = path
         self.busy_timeout = busy_timeout
         self._local = threading.local()
@@ -68,6 +70,29 @@ class SqliteStore(Store):
         # per worker process contends for the file lock.
         async with self._write_lock:
             return await to_thread.run_sync(self._run, sql, params)
+
+    def _create_once_now(self, params: Mapping[str, object]) -> Row | None:
+        conn = self._connect()
+        try:
+            # IMMEDIATE: the write lock first, so another process with the same key waits here and then
+            # finds the key committed (a replay), never a half-written create.
+            conn.execute("BEGIN IMMEDIATE")
+            found: Row | None = conn.execute(FIND_KEY, params).fetchone()
+            if found is None:
+                conn.execute(FORGET_EXPIRED_KEY, params)
+                conn.execute(INSERT_ITEM, params)
+                conn.execute(INSERT_KEY, params)
+            conn.execute("COMMIT")
+        except sqlite3.Error as error:
+            if conn.in_transaction:
+                with suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            raise DatabaseUnavailable(f"SQLite: {error}") from error
+        return found
+
+    async def _create_once(self, params: Mapping[str, object]) -> Row | None:
+        async with self._write_lock:
+            return await to_thread.run_sync(self._create_once_now, params)
 
     def _encode_time(self, value: datetime) -> object:
         return value.astimezone(UTC).isoformat(timespec="microseconds")
