@@ -96,32 +96,37 @@ def restore_database(backup: Path, database: Path) -> int:
     return _check(database)
 
 
-def run(argv: list[str] | None = None) -> int:
+def run_backup_command(action: str, file: Path) -> int:
+    """`backend-iac backup|restore FILE` and `python -m service.db.backup`: exit 0, or 2 with the reason."""
     from service.config import ConfigurationError, get_settings
 
-    parser = argparse.ArgumentParser(prog="python -m service.db.backup", description=__doc__.split("\n\n")[0])
-    parser.add_argument("action", choices=("backup", "restore"))
-    parser.add_argument("file", type=Path, help="the backup file to write (backup) or read (restore)")
-    args = parser.parse_args(argv)
     try:
         settings = get_settings()
         if settings.uses_postgres:
             print(
-                "DATABASE_URL is PostgreSQL: use its built-in backups (docs/service.md)",
+                f"backend-iac {action}: DATABASE_URL is PostgreSQL: use its built-in backups (docs/service.md)",
                 file=sys.stderr,
             )
             return 2
-        if args.action == "backup":
-            items = backup_database(settings.sqlite_path, args.file)
-            print(f"backed up {settings.sqlite_path} to {args.file}: integrity ok, {items} items")
+        if action == "backup":
+            items = backup_database(settings.sqlite_path, file)
+            print(f"backed up {settings.sqlite_path} to {file}: integrity ok, {items} items")
         else:
-            items = restore_database(args.file, settings.sqlite_path)
-            print(f"restored {args.file} into {settings.sqlite_path}: integrity ok, {items} items")
+            items = restore_database(file, settings.sqlite_path)
+            print(f"restored {file} into {settings.sqlite_path}: integrity ok, {items} items")
     except (ConfigurationError, BackupError) as error:
-        print(f"backend-iac {args.action}: {error}", file=sys.stderr)
+        print(f"backend-iac {action}: {error}", file=sys.stderr)
         return 2
     return 0
 
 
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m service.db.backup", description=__doc__.split("\n\n")[0])
+    parser.add_argument("action", choices=("backup", "restore"))
+    parser.add_argument("file", type=Path, help="the backup file to write (backup) or read (restore)")
+    args = parser.parse_args(argv)
+    return run_backup_command(args.action, args.file)
+
+
 if __name__ == "__main__":
-    raise SystemExit(run())
+    raise SystemExit(main())
