@@ -8,17 +8,13 @@ export UV_PYTHON_DOWNLOADS := never
 export PYTHONDONTWRITEBYTECODE := 1
 
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
-RUN := $(UV) run --locked
+RUN := $(UV) run --locked --quiet
 
 .PHONY: help bootstrap serve token test lint typecheck pytest bench bench-tools plan migrate postgres-binaries wrk
 
-help:
-	@echo "make serve   run the service locally as App Service runs it (SQLite, development tokens)"
-	@echo "make test    set up and run the whole test suite (lint, types, tests on SQLite and PostgreSQL)"
-	@echo "make token   mint a development bearer token for make serve"
-	@echo "make bench   benchmark the service against a bare FastAPI app (wrk on loopback)"
-	@echo "make plan    print the dev stack's resources, policy verdict and cost, offline"
-	@echo "make bench-tools  time the offline tools (mock evaluation, plan, doctor) against their budgets"
+help: ## list every target with what it does
+	@grep -hE '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /\1|/' | \
+	  awk -F'|' '{ printf "make %-18s %s\n", $$1, $$2 }'
 
 # uv from PyPI: into the user's site, or (a Debian Python that refuses user installs, PEP 668) into a
 # private virtualenv under .tools/. Either way $(UV) ends up pointing at it.
@@ -29,52 +25,52 @@ $(UV):
 	  || { python3 -m venv .tools && .tools/bin/pip install --quiet uv && ln -sf "$(CURDIR)/.tools/bin/uv" $(UV); }
 	@test -x $(UV) || ln -sf "$$(command -v uv)" $(UV)
 
-bootstrap: $(UV)
-	$(UV) sync --locked
+bootstrap: $(UV) ## install uv if missing and sync the locked environment (.venv)
+	@$(UV) sync --locked --quiet
 
-serve: bootstrap
+serve: bootstrap ## run the service locally as App Service runs it (SQLite, development tokens; APP_ENV is honoured)
 	@mkdir -p var
 	@echo "Serving on http://127.0.0.1:$${PORT:-8000} with the embedded SQLite database (var/backend-iac.sqlite3)."
 	@echo "Call it with a development token:"
 	@echo "  TOKEN=\$$(make -s token)"
 	@echo "  curl -H \"Authorization: Bearer \$$TOKEN\" -d '{\"name\":\"first\"}' -H 'content-type: application/json' http://127.0.0.1:$${PORT:-8000}/api/v1/items"
-	APP_ENV=development GUNICORN_CMD_ARGS="--bind 127.0.0.1:$${PORT:-8000}" \
+	APP_ENV=$${APP_ENV:-development} GUNICORN_CMD_ARGS="--bind 127.0.0.1:$${PORT:-8000}" \
 	  $(RUN) $$($(RUN) python -c 'from service.startup import STARTUP_COMMAND; print(STARTUP_COMMAND)')
 
-token: bootstrap
+token: bootstrap ## mint a development bearer token for make serve (prints only the token)
 	@$(RUN) python -m service.dev_keys mint
 
-migrate: bootstrap
+migrate: bootstrap ## apply the database schema migrations to DATABASE_URL
 	$(RUN) python -m service.db.migrations
 
-postgres-binaries:
+postgres-binaries: ## install Debian's postgresql server binaries when missing (the test suite starts its own server)
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || { \
 	  echo "Installing PostgreSQL (Debian package) for the test suite"; \
 	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq postgresql >/dev/null; }
 
-wrk:
+wrk: ## install wrk (Debian) when missing, for make bench
 	@command -v wrk >/dev/null || { \
 	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq wrk >/dev/null; }
 
-lint: bootstrap
+lint: bootstrap ## ruff check and ruff format --check
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
 
-typecheck: bootstrap
+typecheck: bootstrap ## mypy --strict on service, stack, backend_iac and policy
 	$(RUN) mypy
 
-pytest: bootstrap postgres-binaries
+pytest: bootstrap postgres-binaries ## the test suite only (PYTEST_ARGS passes options, e.g. PYTEST_ARGS='-k auth')
 	$(RUN) pytest $(PYTEST_ARGS)
 
-test: lint typecheck pytest
+test: lint typecheck pytest ## set up and run the whole test suite (lint, types, tests on SQLite and PostgreSQL)
 
-bench: bootstrap postgres-binaries wrk
+bench: bootstrap postgres-binaries wrk ## benchmark the service against bare FastAPI apps (wrk on loopback) and check the targets
 	$(RUN) python -m bench.run
 
-bench-tools: bootstrap
+bench-tools: bootstrap ## time the offline tools (mock evaluation, plan, doctor) against their budgets
 	$(RUN) python -m bench.offline_tools
 
-plan: bootstrap
+plan: bootstrap ## print the dev stack's resources, policy verdict and cost estimate, offline
 	$(RUN) backend-iac plan --stack dev

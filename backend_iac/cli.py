@@ -1,5 +1,9 @@
 """`backend-iac`: the project's command line (plan, doctor, package, verify, migrate).
 
+This module owns the command line: one `add_<command>_parser` function per command declares its
+flags, and one small `<command>` function turns the parsed flags into a typed call of the tool's
+core. No parsed `argparse.Namespace` goes further than this module.
+
 Each command imports its heavy modules (Pulumi, YAML, HTTP clients) only when it runs, so
 `backend-iac --help` and the cheap commands stay fast.
 """
@@ -7,65 +11,261 @@ Each command imports its heavy modules (Pulumi, YAML, HTTP clients) only when it
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import cast
+from pathlib import Path
+from typing import Final, Literal
 
-# command -> "module:function"; the function takes the parsed arguments and returns the exit code.
-COMMANDS: dict[str, str] = {
-    "plan": "backend_iac.plan:run",
-    "doctor": "backend_iac.doctor.command:run",
-    "package": "backend_iac.package:run",
-    "verify": "backend_iac.verify:run",
-    "migrate": "service.db.migrations:run",
+from backend_iac.arguments import commit_sha, http_url
+
+DESCRIPTION: Final = """`backend-iac`: the project's command line (plan, doctor, package, verify, migrate).
+
+Each command imports its heavy modules (Pulumi, YAML, HTTP clients) only when it runs, so
+`backend-iac --help` and the cheap commands stay fast.
+"""
+
+# The checkout this package runs from (its parent holds Pulumi.yaml), when it runs from one.
+_CHECKOUT: Final = Path(__file__).resolve().parents[1]
+
+OutputFormat = Literal["text", "json"]
+
+
+# What `backend-iac COMMAND --help` says beyond the flags: what the command is for, its exit codes and an
+# example to paste. Every command has an entry (a test checks it).
+_GUIDES: Final[dict[str, tuple[str, str, str]]] = {
+    "plan": (
+        "Evaluate the Pulumi program under Pulumi's mocks, with no cloud credentials: every resource it\n"
+        "declares (secrets shown as [secret]), the policy pack's verdict (policy/config.json) and a\n"
+        "monthly cost estimate.",
+        "0 the stack passes the policy pack; 1 a policy is violated; 2 the config, the stack file or the\n"
+        "policy config is unreadable or invalid (the message names the key)",
+        "./backend-iac plan --stack dev\n  ./backend-iac plan --stack dev --format json | jq .monthly_cost_usd",
+    ),
+    "doctor": (
+        "Cross-check, offline, that the identities, the workflows, the runtime settings and the stack config\n"
+        "agree, layer by layer, each finding with its file, line and fix; `explain CODE` says what an Entra\n"
+        "AADSTS error means on this stack.",
+        "0 no error (warnings allowed); 1 at least one error; 2 an input could not be read",
+        "./backend-iac doctor\n  ./backend-iac doctor explain AADSTS700213",
+    ),
+    "package": (
+        "Build the zip App Service receives, deterministically from a commit: the service, its hashed\n"
+        "requirements.txt from uv.lock and build_info.json (the same commit gives the same bytes).",
+        "0 built (the path is printed last); 1 the commit, the repository or the lock file cannot be packaged\n(the message says why)",
+        "./backend-iac package\n  ./backend-iac package --ref HEAD~1 --output /tmp/previous.zip",
+    ),
+    "verify": (
+        "The runtime gate: probe /healthz, /version and /readyz until the expected commit serves and is\n"
+        "ready, or the timeout passes; the exit code names the layer that failed.",
+        "0 verified; 2 usage (a URL without http(s)://, a commit that is not hex of 7+ characters);\n"
+        "3 not reachable; 4 start-up error; 5 old commit still serving; 6 readiness failing",
+        "./backend-iac verify --url https://<app>.azurewebsites.net --commit $(git rev-parse HEAD)\n"
+        "  ./backend-iac verify --url http://127.0.0.1:8000 --commit $(git rev-parse --short=12 HEAD) --timeout 30",
+    ),
+    "migrate": (
+        "Apply the database schema migrations to DATABASE_URL (the embedded SQLite file when unset), as the\n"
+        "service's start-up does; safe to run again.",
+        "0 applied or nothing pending; 2 the settings are invalid or the database cannot be reached",
+        "DATABASE_URL=postgresql://user@host/db ./backend-iac migrate",
+    ),
+}
+
+
+def _command_parser(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], name: str, summary: str
+) -> argparse.ArgumentParser:
+    """A subcommand whose --help carries a description, its exit codes and an example."""
+    description, exit_codes, example = _GUIDES[name]
+    return commands.add_parser(
+        name,
+        help=summary,
+        description=description,
+        epilog=f"exit codes:\n  {exit_codes.replace(chr(10), chr(10) + '  ')}\n\nexample:\n  {example}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return f"backend-iac {metadata.version('backend-iac')}"
+    except metadata.PackageNotFoundError:
+        return "backend-iac (not installed)"
+
+
+def resolve_root(value: str | None) -> Path:
+    """The repository root every command reads: `--root` when given, else this checkout when the
+    package runs from one, else the current directory. One meaning for every command."""
+    if value:
+        return Path(value).resolve()
+    return _CHECKOUT if (_CHECKOUT / "Pulumi.yaml").is_file() else Path.cwd().resolve()
+
+
+def _add_root(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--root",
+        default=None,
+        help="the repository checkout to read (default: this checkout, else the current directory)",
+    )
+
+
+def _add_stack(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--stack", default="dev", help="stack name: reads Pulumi.<stack>.yaml (default: dev)")
+
+
+def _add_format(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+
+
+def _output_format(value: str) -> OutputFormat:
+    return "json" if value == "json" else "text"
+
+
+# plan ------------------------------------------------------------------------------------------------
+
+
+def add_plan_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = _command_parser(
+        commands, "plan", "evaluate the stack offline under Pulumi's mocks: resources, policy, cost"
+    )
+    _add_stack(parser)
+    _add_format(parser)
+    _add_root(parser)
+
+
+def plan(args: argparse.Namespace) -> int:
+    from backend_iac.plan import print_plan
+
+    return print_plan(
+        root=resolve_root(args.root), stack=str(args.stack), output_format=_output_format(args.format)
+    )
+
+
+# doctor ----------------------------------------------------------------------------------------------
+
+
+def add_doctor_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = _command_parser(
+        commands, "doctor", "cross-check identity, pipeline, runtime and config, offline"
+    )
+    _add_root(parser)
+    _add_stack(parser)
+    _add_format(parser)
+    parser.add_argument("explain", nargs="*", metavar="explain CODE", help="explain an Entra error code")
+
+
+def doctor(args: argparse.Namespace) -> int:
+    from backend_iac.doctor.command import explain_code, run_doctor
+
+    root = resolve_root(args.root)
+    stack = str(args.stack)
+    words = [str(word) for word in args.explain or ()]
+    if words:
+        if words[0] != "explain" or len(words) != 2:
+            print("backend-iac doctor: usage: backend-iac doctor [options] explain CODE", file=sys.stderr)
+            return 2
+        return explain_code(words[1], root=root, stack=stack, out=sys.stdout, err=sys.stderr)
+    return run_doctor(
+        root=root, stack=stack, output_format=_output_format(args.format), out=sys.stdout, err=sys.stderr
+    )
+
+
+# package ---------------------------------------------------------------------------------------------
+
+
+def add_package_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = _command_parser(commands, "package", "build the deterministic zip App Service receives")
+    parser.add_argument("--output", default=None, help="zip path (default: dist/backend-iac-<commit>.zip)")
+    _add_root(parser)
+    parser.add_argument("--ref", default="HEAD", help="the commit to package (default: HEAD)")
+
+
+def package(args: argparse.Namespace) -> int:
+    from backend_iac.package import run_package
+
+    return run_package(
+        root=resolve_root(args.root),
+        output=Path(args.output) if args.output else None,
+        ref=str(args.ref),
+    )
+
+
+# verify ----------------------------------------------------------------------------------------------
+
+
+def add_verify_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = _command_parser(
+        commands, "verify", "runtime gate: wait until the expected commit serves and is ready"
+    )
+    parser.add_argument("--url", required=True, type=http_url, help="the web app's base URL (http or https)")
+    parser.add_argument(
+        "--commit",
+        required=True,
+        type=commit_sha,
+        help="the commit that must be serving: its hex SHA, or a prefix of at least 7 characters",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=600.0, help="seconds before giving up (default: 600)"
+    )
+    parser.add_argument("--app-name", default=None, help="web app name, for the log-stream hint")
+    parser.add_argument("--resource-group", default=None, help="resource group, for the log-stream hint")
+
+
+def verify(args: argparse.Namespace) -> int:
+    from backend_iac.verify import run_verify
+
+    return run_verify(
+        url=str(args.url),
+        commit=str(args.commit),
+        timeout=float(args.timeout),
+        app_name=args.app_name,
+        resource_group=args.resource_group,
+    )
+
+
+# migrate ---------------------------------------------------------------------------------------------
+
+
+def add_migrate_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    _command_parser(commands, "migrate", "apply the database schema migrations (DATABASE_URL)")
+
+
+def migrate(args: argparse.Namespace) -> int:
+    from service.db.migrations import run_migrations
+
+    del args  # the database comes from the service's settings (DATABASE_URL), not from flags
+    return run_migrations()
+
+
+# The command line --------------------------------------------------------------------------------------
+
+Command = Callable[[argparse.Namespace], int]
+AddParser = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
+
+# command -> (declares its flags, runs it); in the order `--help` lists them.
+COMMANDS: Final[dict[str, tuple[AddParser, Command]]] = {
+    "plan": (add_plan_parser, plan),
+    "doctor": (add_doctor_parser, doctor),
+    "package": (add_package_parser, package),
+    "verify": (add_verify_parser, verify),
+    "migrate": (add_migrate_parser, migrate),
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="backend-iac", description=__doc__)
+    parser = argparse.ArgumentParser(prog="backend-iac", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=_version())
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    plan = commands.add_parser(
-        "plan", help="evaluate the stack offline under Pulumi's mocks: resources, policy, cost"
-    )
-    plan.add_argument("--stack", default="dev", help="stack name: reads Pulumi.<stack>.yaml (default: dev)")
-    plan.add_argument("--format", choices=("text", "json"), default="text")
-    plan.add_argument("--root", default=None, help="repository root (default: this checkout)")
-
-    doctor = commands.add_parser("doctor", help="cross-check identity, pipeline, runtime and config, offline")
-    doctor.add_argument("--root", default=None, help="repository root (default: this checkout)")
-    doctor.add_argument("--stack", default="dev", help="stack name: reads Pulumi.<stack>.yaml (default: dev)")
-    doctor.add_argument("--format", choices=("text", "json"), default="text")
-    doctor.add_argument("explain", nargs="*", metavar="explain CODE", help="explain an Entra error code")
-
-    package = commands.add_parser("package", help="build the deterministic zip App Service receives")
-    package.add_argument("--output", default=None, help="zip path (default: dist/backend-iac-<commit>.zip)")
-    package.add_argument("--root", default=None, help="repository root (default: this checkout)")
-    package.add_argument("--ref", default="HEAD", help="the commit to package (default: HEAD)")
-
-    verify = commands.add_parser(
-        "verify", help="runtime gate: wait until the expected commit serves and is ready"
-    )
-    verify.add_argument("--url", required=True, help="the web app's base URL")
-    verify.add_argument("--commit", required=True, help="the commit SHA that must be serving")
-    verify.add_argument(
-        "--timeout", type=float, default=600.0, help="seconds before giving up (default: 600)"
-    )
-    verify.add_argument("--app-name", default=None, help="web app name, for the log-stream hint")
-    verify.add_argument("--resource-group", default=None, help="resource group, for the log-stream hint")
-
-    commands.add_parser("migrate", help="apply the database schema migrations (DATABASE_URL)")
+    for add_parser, _ in COMMANDS.values():
+        add_parser(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    module_name, function_name = COMMANDS[args.command].split(":")
-    command = cast(
-        Callable[[argparse.Namespace], int], getattr(importlib.import_module(module_name), function_name)
-    )
+    _, command = COMMANDS[args.command]
     try:
         return command(args)
     except BrokenPipeError:

@@ -41,6 +41,8 @@ class DeclaredResource:
     secret_paths: frozenset[str] = frozenset()
     # Logical names of the resources this one waits for (through its inputs or depends_on), sorted.
     depends_on: tuple[str, ...] = ()
+    # Input paths whose change replaces the resource (the replace_on_changes option), sorted.
+    replace_on_changes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -145,6 +147,8 @@ def _mock_outputs(resource_type: str, name: str, inputs: dict[str, Any]) -> dict
         "azure-native:dbforpostgresql:Server": "serverName",
         "azure-native:keyvault:Vault": "vaultName",
         "azure-native:managedidentity:UserAssignedIdentity": "resourceName",
+        "azure-native:network:VirtualNetwork": "virtualNetworkName",
+        "azure-native:privatedns:PrivateZone": "privateZoneName",
     }.get(resource_type, "name")
     azure_name = str(inputs.get(name_input) or name)
     outputs["name"] = azure_name
@@ -169,6 +173,22 @@ def _mock_outputs(resource_type: str, name: str, inputs: dict[str, Any]) -> dict
     return outputs
 
 
+def _mock_id(resource_type: str, name: str, inputs: dict[str, Any]) -> str:
+    """ARM-shaped ids for the network resources, whose ids other resources and the policies take apart
+    (which VNet a subnet belongs to); `/mock/<type>/<name>` for everything else."""
+    group = f"/subscriptions/{_FAKE_SUBSCRIPTION}/resourceGroups/{inputs.get('resourceGroupName') or 'group'}"
+    if resource_type == "azure-native:network:VirtualNetwork":
+        vnet = inputs.get("virtualNetworkName") or name
+        return f"{group}/providers/Microsoft.Network/virtualNetworks/{vnet}"
+    if resource_type == "azure-native:network:Subnet":
+        vnet, subnet = inputs.get("virtualNetworkName"), inputs.get("subnetName") or name
+        return f"{group}/providers/Microsoft.Network/virtualNetworks/{vnet}/subnets/{subnet}"
+    if resource_type == "azure-native:privatedns:PrivateZone":
+        zone = inputs.get("privateZoneName") or name
+        return f"{group}/providers/Microsoft.Network/privateDnsZones/{zone}"
+    return f"/mock/{resource_type}/{name}"
+
+
 def recording_mocks(recorded: list[DeclaredResource]) -> Any:
     """Mocks that append every declared resource to `recorded` and answer getClientConfig.
 
@@ -176,7 +196,7 @@ def recording_mocks(recorded: list[DeclaredResource]) -> Any:
     """
     import pulumi
 
-    noted: dict[tuple[str, str], tuple[frozenset[str], tuple[str, ...]]] = {}
+    noted: dict[tuple[str, str], tuple[frozenset[str], tuple[str, ...], tuple[str, ...]]] = {}
 
     class RecordingMocks(pulumi.runtime.Mocks):
         def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[Any, Any]]:
@@ -185,12 +205,13 @@ def recording_mocks(recorded: list[DeclaredResource]) -> Any:
                     type=args.typ,
                     name=args.name,
                     inputs=_unwrap_secrets(args.inputs),
-                    secret_paths=noted.get((args.typ, args.name), (frozenset(), ()))[0],
-                    depends_on=noted.pop((args.typ, args.name), (frozenset(), ()))[1],
+                    secret_paths=noted.get((args.typ, args.name), (frozenset(), (), ()))[0],
+                    depends_on=noted.get((args.typ, args.name), (frozenset(), (), ()))[1],
+                    replace_on_changes=noted.pop((args.typ, args.name), (frozenset(), (), ()))[2],
                 )
             )
-            outputs = _mock_outputs(args.typ, args.name, _unwrap_secrets(args.inputs))
-            return f"/mock/{args.typ}/{args.name}", outputs
+            inputs = _unwrap_secrets(args.inputs)
+            return _mock_id(args.typ, args.name, inputs), _mock_outputs(args.typ, args.name, inputs)
 
         def call(
             self, args: pulumi.runtime.MockCallArgs
@@ -205,15 +226,21 @@ def recording_mocks(recorded: list[DeclaredResource]) -> Any:
             return {}, []
 
         def note(
-            self, type_: str, name: str, secret_paths: frozenset[str], depends_on: tuple[str, ...]
+            self,
+            type_: str,
+            name: str,
+            secret_paths: frozenset[str],
+            depends_on: tuple[str, ...],
+            replace_on_changes: tuple[str, ...] = (),
         ) -> None:
-            noted[(type_, name)] = (secret_paths, depends_on)
+            noted[(type_, name)] = (secret_paths, depends_on, replace_on_changes)
 
     return RecordingMocks()
 
 
 def recording_monitor(mocks: Any) -> Any:
-    """A mock monitor that tells `mocks` which inputs are secrets and what each resource depends on.
+    """A mock monitor that tells `mocks` which inputs are secrets, what each resource depends on, and which
+    input changes replace it.
 
     The mocks alone see secrets unwrapped and no dependencies.
     """
@@ -225,7 +252,10 @@ def recording_monitor(mocks: Any) -> Any:
             raw = json_format.MessageToDict(request.object)
             # A URN ends in "::<logical name>".
             depends_on = tuple(sorted(str(urn).rsplit("::", 1)[-1] for urn in request.dependencies))
-            mocks.note(request.type, request.name, frozenset(_secret_paths(raw)), depends_on)
+            replace_on_changes = tuple(sorted(str(path) for path in request.replaceOnChanges))
+            mocks.note(
+                request.type, request.name, frozenset(_secret_paths(raw)), depends_on, replace_on_changes
+            )
             return super().RegisterResource(request)  # type: ignore[no-untyped-call]
 
     return RecordingMonitor(mocks)

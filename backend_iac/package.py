@@ -12,7 +12,6 @@ so the same commit always gives the same bytes (with the same zlib).
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import os
@@ -90,11 +89,11 @@ class Artifact:
     size: int
 
 
-def run(args: argparse.Namespace) -> int:
-    root = Path(args.root).resolve() if args.root else repository_root()
+def run_package(*, root: Path, output: Path | None, ref: str) -> int:
+    """The `package` command: build the zip, print what it holds; exit 0 built, 1 refused."""
     started = time.monotonic()
     try:
-        artifact = build(root=root, output=Path(args.output) if args.output else None, ref=args.ref)
+        artifact = build(root=root, output=output, ref=ref)
     except PackagingError as error:
         print(f"backend-iac package: {error}", file=sys.stderr)
         return 1
@@ -105,10 +104,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"size:     {artifact.size} bytes, in {elapsed:.2f} s")
     print(artifact.path)
     return 0
-
-
-def repository_root() -> Path:
-    return Path(__file__).resolve().parents[1]
 
 
 def build(*, root: Path, output: Path | None = None, ref: str = "HEAD") -> Artifact:

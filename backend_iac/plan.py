@@ -6,15 +6,13 @@ invalid (the message names the key).
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Final, TextIO
+from typing import Any, Final, Literal, TextIO
 
 SECRET: Final = "[secret]"  # noqa: S105 - the placeholder shown instead of a secret
-REPO_ROOT: Final = Path(__file__).resolve().parents[1]
 
 # The settings that matter, per type, for the text form (the JSON form carries every input).
 _HIGHLIGHTS: Final[Mapping[str, tuple[str, ...]]] = {
@@ -30,6 +28,9 @@ _HIGHLIGHTS: Final[Mapping[str, tuple[str, ...]]] = {
         "siteConfig.alwaysOn",
         "siteConfig.healthCheckPath",
         "siteConfig.appSettings",
+        "virtualNetworkSubnetId",
+        "siteConfig.vnetRouteAllEnabled",
+        "outboundVnetRouting.applicationTraffic",
     ),
     "azure-native:web:WebAppFtpAllowed": ("allow",),
     "azure-native:web:WebAppScmAllowed": ("allow",),
@@ -40,6 +41,17 @@ _HIGHLIGHTS: Final[Mapping[str, tuple[str, ...]]] = {
         "authConfig.activeDirectoryAuth",
         "authConfig.passwordAuth",
         "administratorLoginPassword",
+        "network.publicNetworkAccess",
+        "network.delegatedSubnetResourceId",
+        "network.privateDnsZoneArmResourceId",
+    ),
+    "azure-native:network:VirtualNetwork": ("addressSpace.addressPrefixes",),
+    "azure-native:network:Subnet": ("addressPrefix", "delegations", "virtualNetworkName"),
+    "azure-native:privatedns:PrivateZone": ("privateZoneName", "location"),
+    "azure-native:privatedns:VirtualNetworkLink": (
+        "privateZoneName",
+        "virtualNetwork.id",
+        "registrationEnabled",
     ),
     "azure-native:dbforpostgresql:FirewallRule": ("startIpAddress", "endIpAddress"),
     "azure-native:dbforpostgresql:Configuration": ("configurationName", "value"),
@@ -81,6 +93,10 @@ def _lookup(inputs: Mapping[str, Any], dotted: str) -> Any:
 def _show(key: str, value: Any) -> str:
     if key.endswith("appSettings") and isinstance(value, list):
         return ", ".join(f"{item.get('name')}={item.get('value')}" for item in value)
+    if key == "delegations" and isinstance(value, list):
+        return ", ".join(str(item.get("serviceName")) for item in value if isinstance(item, Mapping))
+    if key.endswith("addressPrefixes") and isinstance(value, list):
+        return ", ".join(str(item) for item in value)
     if key.endswith("roleDefinitionId") and isinstance(value, str):
         from stack import azure_roles
 
@@ -114,18 +130,67 @@ def _print_text(report: Mapping[str, Any], out: TextIO) -> None:
             )
             out.write(f"  [{violation['policy']}]{where} {violation['message']}\n")
     cost = report["estimate"]
-    out.write(f"\nEstimated monthly cost (estimate): ${report['monthly_cost_usd']:.2f} USD\n")
+    out.write(f"\nMonthly cost estimate: ${report['monthly_cost_usd']:.2f} USD\n")
     for item in cost["items"]:
         out.write(f"    ${item['monthly_usd']:>8.2f}  {item['description']}\n")
     for line in cost["unpriced"] + cost["notes"]:
         out.write(f"    note: {line}\n")
 
 
+def _print_table(report: Mapping[str, Any], out: TextIO) -> None:
+    """The same report as _print_text, as tables with colour, for a person at a terminal."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from backend_iac.terminal import console_for
+
+    console = console_for(out)
+    resources = report["resources"]
+    table = Table(
+        title=f"Stack {escape(report['stack'])}: {len(resources)} resources (offline, under Pulumi mocks)",
+        title_justify="left",
+    )
+    table.add_column("type", style="cyan", no_wrap=True)
+    table.add_column("name", style="bold")
+    table.add_column("settings")
+    for resource in resources:
+        settings = [
+            f"{key}: {_show(key, value)}"
+            for key in _HIGHLIGHTS.get(resource["type"], ())
+            if (value := _lookup(resource["inputs"], key)) is not None
+        ]
+        table.add_row(escape(resource["type"]), escape(resource["name"]), escape("\n".join(settings)))
+    console.print(table)
+    violations = report["violations"]
+    if not violations:
+        console.print("Policy pack (policy/): [green]passed, no violations[/green]")
+    else:
+        console.print(f"Policy pack (policy/): [bold red]{len(violations)} violation(s)[/bold red]")
+        for violation in violations:
+            where = (
+                f" {violation['resource_type']} {violation['resource_name']}:"
+                if violation["resource_name"]
+                else ""
+            )
+            console.print(
+                f"  [red]\\[{escape(violation['policy'])}][/red]{escape(where)} {escape(violation['message'])}"
+            )
+    cost = report["estimate"]
+    costs = Table(title=f"Monthly cost estimate: ${report['monthly_cost_usd']:.2f} USD", title_justify="left")
+    costs.add_column("USD / month", justify="right")
+    costs.add_column("item")
+    for item in cost["items"]:
+        costs.add_row(f"{item['monthly_usd']:.2f}", escape(item["description"]))
+    console.print(costs)
+    for line in cost["unpriced"] + cost["notes"]:
+        console.print(f"[dim]note: {escape(line)}[/dim]")
+
+
 def build_report(root: Path, stack: str) -> dict[str, Any]:
     """Evaluate the stack and gather resources (secrets redacted), violations and the cost estimate."""
     from backend_iac.evaluate import evaluate_stack
     from backend_iac.pricing import estimate_monthly_cost
-    from policy.rules import check
+    from policy.rules import check, load_pack_config
 
     evaluation = evaluate_stack(root, stack)
     ordered = sorted(evaluation.resources, key=lambda r: (r.type, r.name))
@@ -145,7 +210,7 @@ def build_report(root: Path, stack: str) -> dict[str, Any]:
                 "resource_type": v.resource_type,
                 "resource_name": v.resource_name,
             }
-            for v in check(ordered)
+            for v in check(ordered, load_pack_config(root))
         ],
         "monthly_cost_usd": cost.monthly_usd,
         "estimate": {
@@ -159,25 +224,31 @@ def build_report(root: Path, stack: str) -> dict[str, Any]:
     }
 
 
-def run(args: argparse.Namespace) -> int:
+def print_plan(*, root: Path, stack: str, output_format: Literal["text", "json"]) -> int:
     """The `plan` command: print the report as text or JSON; exit 0 pass, 1 policy violated, 2 bad config."""
     from backend_iac.evaluate import StackFileError
+    from backend_iac.terminal import is_styled
+    from policy.rules import PolicyConfigError
     from stack.config import StackConfigError
 
-    root = Path(args.root) if args.root else REPO_ROOT
     try:
-        report = build_report(root, args.stack)
+        report = build_report(root, stack)
     except StackConfigError as error:
-        sys.stderr.write(f"backend-iac plan: invalid config for stack {args.stack!r}:\n")
+        sys.stderr.write(f"backend-iac plan: invalid config for stack {stack!r}:\n")
         for key, message in error.problems.items():
             sys.stderr.write(f"  {key}: {message}\n")
         return 2
     except StackFileError as error:
-        sys.stderr.write(f"backend-iac plan: cannot read the config of stack {args.stack!r}: {error}\n")
+        sys.stderr.write(f"backend-iac plan: cannot read the config of stack {stack!r}: {error}\n")
         return 2
-    if args.format == "json":
+    except PolicyConfigError as error:
+        sys.stderr.write(f"backend-iac plan: the policy pack's configuration is invalid: {error}\n")
+        return 2
+    if output_format == "json":
         json.dump(report, sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")
+    elif is_styled(sys.stdout):
+        _print_table(report, sys.stdout)
     else:
         _print_text(report, sys.stdout)
     return 1 if report["violations"] else 0

@@ -41,6 +41,23 @@ POSTGRES_HOURLY: Final[Mapping[str, float]] = {
 }
 # USD per provisioned GB-month of Premium SSD storage (backup up to the provisioned size is free).
 POSTGRES_STORAGE_GB_MONTH: Final = 0.115
+# Azure Private DNS: USD per hosted zone-month (first 25 zones) and per million queries (first billion).
+# The official page (azure.microsoft.com/pricing/details/dns/) renders its table client-side; the figures
+# are from infracost's golden test for azurerm_private_dns_zone (West US, $0.50 a zone-month; infracost/
+# infracost internal/providers/terraform/azure/testdata/private_dns_zone_test, read 2026-11-29) and a
+# 2025-08-25 Private Link cost guide (gigxp.com: $0.50 a zone, $0.40 a million queries).
+PRIVATE_DNS_ZONE_MONTHLY: Final = 0.50
+PRIVATE_DNS_QUERIES_PER_MILLION: Final = 0.40
+# The web app resolves the server's name when it opens a connection (its pool keeps them open), so a
+# million lookups a month is a generous ceiling for one small service; stated in the line item.
+ASSUMED_DNS_QUERIES_MILLIONS: Final = 1
+# Virtual networks and subnets cost nothing (azure.microsoft.com/pricing/details/virtual-network/: "There
+# is no charge for using Azure VNet"); VNet integration is included in Basic and above App Service plans.
+NETWORK_FREE_TYPES: Final[Mapping[str, str]] = {
+    "azure-native:network:VirtualNetwork": "Virtual network",
+    "azure-native:network:Subnet": "Subnet",
+    "azure-native:privatedns:VirtualNetworkLink": "Private DNS zone link",
+}
 # Free (or priced per operation, a few cents a month here): named so the plan can say so.
 FREE_TYPES: Final = frozenset(
     {
@@ -50,6 +67,7 @@ FREE_TYPES: Final = frozenset(
         "azure-native:authorization:RoleAssignment",
         "azure-native:web:WebApp",  # billed through its plan
         "azure-native:keyvault:Vault",  # $0.03 per 10,000 secret operations
+        *NETWORK_FREE_TYPES,
     }
 )
 
@@ -103,6 +121,21 @@ def estimate_monthly_cost(resources: Iterable[Declared], location: str | None) -
                 )
             else:
                 unpriced.append(f"{resource.name}: PostgreSQL SKU {sku} is not in the price table")
+        elif resource.type == "azure-native:privatedns:PrivateZone":
+            zone = resource.inputs.get("privateZoneName") or resource.name
+            items.append(LineItem(resource.name, f"Private DNS zone {zone}", PRIVATE_DNS_ZONE_MONTHLY))
+            items.append(
+                LineItem(
+                    resource.name,
+                    f"Private DNS queries, up to {ASSUMED_DNS_QUERIES_MILLIONS} million "
+                    f"(${PRIVATE_DNS_QUERIES_PER_MILLION:.2f} per million)",
+                    round(ASSUMED_DNS_QUERIES_MILLIONS * PRIVATE_DNS_QUERIES_PER_MILLION, 2),
+                )
+            )
+        elif resource.type in NETWORK_FREE_TYPES:
+            items.append(
+                LineItem(resource.name, f"{NETWORK_FREE_TYPES[resource.type]} {resource.name}: free", 0.0)
+            )
     notes = [f"estimate: {PRICE_SOURCE}, prices as of {PRICES_AS_OF}; excludes tax and data transfer"]
     if location and location.replace(" ", "").lower() != PRICED_REGION:
         notes.append(f"{location} priced at East US rates; the region's own prices may differ")

@@ -19,7 +19,6 @@ the last observation is the diagnosis, and its exit code names the layer:
 
 from __future__ import annotations
 
-import argparse
 import os
 import socket
 import ssl
@@ -27,8 +26,10 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from enum import IntEnum
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -64,11 +65,21 @@ class Observation:
     advice: str = ""
 
 
-def run(args: argparse.Namespace) -> int:
+def run_verify(
+    *, url: str, commit: str, timeout: float, app_name: str | None, resource_group: str | None
+) -> int:
+    """The `verify` command: probe until verified or the deadline; the exit code names the layer."""
+    until = datetime.now(UTC) + timedelta(seconds=timeout)
+    print(
+        f"waiting until {until:%H:%M:%S} UTC (at most {timeout:g} s) for {url} to serve commit "
+        f"{commit} ({'the full SHA' if len(commit) == 40 else 'matched by prefix'}) and answer "
+        "/readyz 200",
+        flush=True,
+    )
     observation = verify(
-        url=args.url,
-        commit=args.commit,
-        timeout=args.timeout,
+        url=url,
+        commit=commit,
+        timeout=timeout,
         report=lambda elapsed, seen: print(
             f"[{elapsed:6.1f}s] {LABELS[seen.outcome]}: {seen.summary}", flush=True
         ),
@@ -78,11 +89,13 @@ def run(args: argparse.Namespace) -> int:
         _github_summary(f"### Runtime gate: verified\n\n{observation.summary}\n")
         return int(Outcome.VERIFIED)
 
-    logs = log_stream_hint(app_name=args.app_name, resource_group=args.resource_group)
+    logs = (
+        log_stream_hint(app_name=app_name, resource_group=resource_group) if is_app_service_url(url) else ""
+    )
     print(
         f"\nverify FAILED: {LABELS[observation.outcome]} (exit {int(observation.outcome)})\n"
         f"  {observation.summary}\n"
-        f"  {observation.advice}\n\n{logs}",
+        f"  {observation.advice}\n" + (f"\n{logs}" if logs else ""),
         file=sys.stderr,
     )
     if os.environ.get("GITHUB_ACTIONS") == "true":
@@ -92,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
         )
     _github_summary(
         f"### Runtime gate: {LABELS[observation.outcome]} (exit {int(observation.outcome)})\n\n"
-        f"{observation.summary}\n\n{observation.advice}\n\n```\n{logs}\n```\n"
+        f"{observation.summary}\n\n{observation.advice}\n" + (f"\n```\n{logs}\n```\n" if logs else "")
     )
     return int(observation.outcome)
 
@@ -141,12 +154,18 @@ def probe(client: httpx.Client, base: str, commit: str, *, request_timeout: floa
             return not_ours
         served = _json(version) or {}
         serving = str(served.get("commit", "unknown")).lower()
-        if serving != expected:
+        # A prefix (the 12 characters in the zip's name, git's 7) names the commit it starts; "unknown"
+        # or an empty commit never matches.
+        if not (len(serving) >= len(expected) and serving.startswith(expected)):
             return Observation(
                 Outcome.OLD_COMMIT,
                 f"{base} serves commit {serving} (started {served.get('started_at', '?')}), expected {expected}",
                 "The deploy has not been picked up or the restart is still pending: check the deployment "
-                "(`az webapp log deployment show`), then restart the app (`az webapp restart`) if it stays old.",
+                + (
+                    "(`az webapp log deployment show`), then restart the app (`az webapp restart`) if it stays old."
+                    if is_app_service_url(base)
+                    else "log, then restart the service if it stays old."
+                ),
             )
 
         ready = client.get(f"{base}/readyz", timeout=request_timeout)
@@ -154,7 +173,7 @@ def probe(client: httpx.Client, base: str, commit: str, *, request_timeout: floa
         return _transport_failure(base, error)
 
     if ready.status_code == 200:
-        return Observation(Outcome.VERIFIED, f"{base} serves commit {expected} and /readyz is 200")
+        return Observation(Outcome.VERIFIED, f"{base} serves commit {serving} and /readyz is 200")
     problem = _json(ready)
     if problem is not None and ready.status_code == 503:
         dependency = problem.get("dependency", "unnamed")
@@ -165,6 +184,16 @@ def probe(client: httpx.Client, base: str, commit: str, *, request_timeout: floa
             "firewall admits App Service, and the DATABASE_URL / DATABASE_AUTH app settings and identity.",
         )
     return _start_up_failure(ready, "/readyz")
+
+
+# Hosts of App Service apps (multi-tenant, and App Service Environments); the `az webapp` hints only make
+# sense there.
+_APP_SERVICE_HOST_SUFFIXES: Final = (".azurewebsites.net", ".appserviceenvironment.net")
+
+
+def is_app_service_url(url: str) -> bool:
+    host = (urlsplit(url).hostname or "").lower()
+    return host.endswith(_APP_SERVICE_HOST_SUFFIXES)
 
 
 def log_stream_hint(*, app_name: str | None, resource_group: str | None) -> str:

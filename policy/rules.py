@@ -8,9 +8,11 @@ declared under Pulumi's mocks. Properties are read as the engine passes them: ca
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final, Protocol
 
 from pulumi_policy import (
@@ -34,8 +36,10 @@ SCM_ALLOWED: Final = "azure-native:web:WebAppScmAllowed"
 PG_SERVER: Final = "azure-native:dbforpostgresql:Server"
 PG_FIREWALL_RULE: Final = "azure-native:dbforpostgresql:FirewallRule"
 
-# Cost guard defaults (per-policy config can widen them): the SKUs this repo is sized and priced for.
-ALLOWED_PLAN_SKUS: Final = ("B1", "B2", "B3", "P0v3")
+# Cost guard defaults: every App Service SKU the stack config accepts (stack.config.APP_SERVICE_SKU_TIERS;
+# a test keeps the two equal), so a valid config never fails the default pack. Narrow or widen the guard in
+# PACK_CONFIG_FILE, which `backend-iac plan` reads and `pulumi preview --policy-pack-config` takes.
+ALLOWED_PLAN_SKUS: Final = ("B1", "B2", "B3", "S1", "S2", "S3", "P0v3", "P1v3", "P2v3", "P3v3")
 ALLOWED_POSTGRES_SKUS: Final = ("Standard_B1ms", "Standard_B2s")
 # Azure Database for PostgreSQL majors past (or at) the end of standard support, as of 2026-11.
 RETIRED_POSTGRES_VERSIONS: Final = frozenset({"9.5", "9.6", "10", "11", "12", "13"})
@@ -49,6 +53,10 @@ _KEY_VALUE_SECRET = re.compile(r"(?:^|;)\s*(?:password|pwd|accountkey|sharedacce
 _KEY_VAULT_REFERENCE = "@Microsoft.KeyVault("
 
 ReportViolation = Callable[..., None]
+# The pack's configuration, in the format of `pulumi preview --policy-pack-config FILE`: policy name ->
+# {"enforcementLevel"?, <config properties>} or just an enforcement level string
+# (https://www.pulumi.com/docs/iac/packages-and-automation/crossguard/configuration/).
+PACK_CONFIG_FILE: Final = "policy/config.json"
 
 
 def _site_config(props: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -120,6 +128,79 @@ def _postgres_not_public(args: ResourceValidationArgs, report: ReportViolation) 
         )
 
 
+def _delegated_subnet(props: Mapping[str, Any]) -> str | None:
+    """The subnet a server with private access (VNet integration) sits in; None for a public server."""
+    subnet = (props.get("network") or {}).get("delegatedSubnetResourceId")
+    return str(subnet) if subnet else None
+
+
+def _vnet_of(subnet_id: object) -> str:
+    """`.../virtualNetworks/<name>` of a subnet's ARM id, lower-cased (ARM ids compare case-insensitively)."""
+    return str(subnet_id or "").lower().split("/subnets/", 1)[0]
+
+
+def _postgres_private_not_public(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type != PG_SERVER or _delegated_subnet(args.props) is None:
+        return
+    access = (args.props.get("network") or {}).get("publicNetworkAccess")
+    if access != "Disabled":
+        report(
+            f"A server in a delegated subnet must declare network.publicNetworkAccess: Disabled (got {access!r}): "
+            "private mode means no public endpoint."
+        )
+
+
+def _private_servers(resources: Sequence[PolicyResource]) -> list[PolicyResource]:
+    return [r for r in resources if r.resource_type == PG_SERVER and _delegated_subnet(r.props) is not None]
+
+
+def _postgres_private_no_firewall(args: StackValidationArgs, report: ReportViolation) -> None:
+    private = _private_servers(args.resources)
+    names = {str(r.props.get("serverName") or r.name) for r in private}
+    for rule in args.resources:
+        if rule.resource_type != PG_FIREWALL_RULE or not private:
+            continue
+        target = rule.props.get("serverName")
+        if target is None or str(target) in names:
+            report(
+                f"Firewall rule {rule.name} targets a server with private access: in private mode the VNet is "
+                "the only way in, and no firewall rule may be declared."
+            )
+
+
+def _routes_all_traffic(props: Mapping[str, Any]) -> bool:
+    routing = props.get("outboundVnetRouting") or {}
+    return (
+        _site_config(props).get("vnetRouteAllEnabled") is True
+        or routing.get("applicationTraffic") is True
+        or routing.get("allTraffic") is True
+    )
+
+
+def _web_app_in_database_network(args: StackValidationArgs, report: ReportViolation) -> None:
+    """The stack's web apps use its database: with the database private, each must be routed into its VNet."""
+    networks = {_vnet_of(_delegated_subnet(server.props)) for server in _private_servers(args.resources)}
+    if not networks:
+        return
+    for site in (r for r in args.resources if r.resource_type == WEB_APP):
+        subnet = site.props.get("virtualNetworkSubnetId")
+        if not subnet:
+            report(
+                f"Web app {site.name} is not integrated with a virtual network, but its database has private "
+                "access only: set virtualNetworkSubnetId to a subnet of the database's VNet."
+            )
+        elif _vnet_of(subnet) not in networks:
+            report(
+                f"Web app {site.name} is integrated with {_vnet_of(subnet)}, not the database's network "
+                f"({', '.join(sorted(networks))})."
+            )
+        elif not _routes_all_traffic(site.props):
+            report(
+                f"Web app {site.name} does not route all outbound traffic into the VNet "
+                "(siteConfig.vnetRouteAllEnabled or outboundVnetRouting.applicationTraffic)."
+            )
+
+
 def _postgres_supported_version(args: ResourceValidationArgs, report: ReportViolation) -> None:
     if args.resource_type == PG_SERVER and str(args.props.get("version")) in RETIRED_POSTGRES_VERSIONS:
         report(f"PostgreSQL {args.props.get('version')} is retired on Azure; use 16 or newer.")
@@ -164,7 +245,9 @@ def _sku_allowed(args: ResourceValidationArgs, report: ReportViolation) -> None:
         return
     if sku not in allowed:
         report(
-            f"SKU {sku!r} is outside the allowed list ({', '.join(allowed)}): a cost guard; widen it in policy config."
+            f"SKU {sku!r} is outside the allowed list ({', '.join(allowed)}): a cost guard; widen it in "
+            f"{PACK_CONFIG_FILE} (read by `backend-iac plan` and by `pulumi preview --policy-pack policy "
+            f"--policy-pack-config {PACK_CONFIG_FILE}`)."
         )
 
 
@@ -204,6 +287,12 @@ RESOURCE_POLICIES: Final[tuple[ResourceValidationPolicy, ...]] = (
         _MANDATORY,
     ),
     ResourceValidationPolicy(
+        "postgres-private-no-public-access",
+        "A PostgreSQL server with private access declares public network access Disabled.",
+        _postgres_private_not_public,
+        _MANDATORY,
+    ),
+    ResourceValidationPolicy(
         "postgres-supported-version",
         "PostgreSQL runs a major version Azure still supports.",
         _postgres_supported_version,
@@ -230,6 +319,18 @@ STACK_POLICIES: Final[tuple[StackValidationPolicy, ...]] = (
         _basic_auth_declared,
         _MANDATORY,
     ),
+    StackValidationPolicy(
+        "postgres-private-no-firewall",
+        "No firewall rule is declared for a PostgreSQL server with private access.",
+        _postgres_private_no_firewall,
+        _MANDATORY,
+    ),
+    StackValidationPolicy(
+        "web-app-in-database-network",
+        "With the database private, every web app is integrated with its VNet and routes all traffic there.",
+        _web_app_in_database_network,
+        _MANDATORY,
+    ),
 )
 POLICIES: Final = (*RESOURCE_POLICIES, *STACK_POLICIES)
 # What the engine would pass each policy without per-stack policy config: the schema defaults.
@@ -239,6 +340,53 @@ DEFAULT_CONFIG: Final[Mapping[str, Mapping[str, Any]]] = {
         "allowedPostgresSkus": list(ALLOWED_POSTGRES_SKUS),
     }
 }
+
+
+class PolicyConfigError(ValueError):
+    """The pack's configuration file is unreadable or not of the documented shape."""
+
+
+def load_pack_config(root: Path) -> dict[str, Mapping[str, Any]]:
+    """The per-policy config `root/policy/config.json` gives, over the schema defaults (a missing file = defaults).
+
+    A policy's entry may be an enforcement level string (Pulumi's shorthand); it then carries no properties.
+    """
+    config: dict[str, Mapping[str, Any]] = {name: dict(values) for name, values in DEFAULT_CONFIG.items()}
+    path = root / PACK_CONFIG_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return config
+    except OSError as error:
+        msg = f"{PACK_CONFIG_FILE}: cannot read it ({error.strerror})"
+        raise PolicyConfigError(msg) from None
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as error:
+        msg = f"{PACK_CONFIG_FILE}: not JSON ({error.msg} at line {error.lineno}, column {error.colno})"
+        raise PolicyConfigError(msg) from None
+    if not isinstance(document, dict):
+        msg = f"{PACK_CONFIG_FILE}: must be a JSON object of policy name -> settings"
+        raise PolicyConfigError(msg)
+    known = {policy.name for policy in POLICIES} | {"all"}
+    for name, settings in document.items():
+        if name not in known:
+            msg = f"{PACK_CONFIG_FILE}: {name!r} is not a policy of this pack (one of {', '.join(sorted(known))})"
+            raise PolicyConfigError(msg)
+        if isinstance(settings, str):
+            continue
+        if not isinstance(settings, dict):
+            msg = f"{PACK_CONFIG_FILE}: {name!r} must be an object or an enforcement level"
+            raise PolicyConfigError(msg)
+        for key in ("allowedPlanSkus", "allowedPostgresSkus"):
+            value = settings.get(key)
+            if value is not None and not (
+                isinstance(value, list) and all(isinstance(item, str) for item in value)
+            ):
+                msg = f"{PACK_CONFIG_FILE}: {name}.{key} must be a list of SKU names"
+                raise PolicyConfigError(msg)
+        config[name] = {**config.get(name, {}), **settings}
+    return config
 
 
 class Declared(Protocol):

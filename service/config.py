@@ -7,10 +7,10 @@ import os
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Final
+from typing import Final, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The issuer `make token` signs for; only ever trusted when APP_ENV=development.
@@ -99,6 +99,21 @@ class Settings(BaseSettings):
     # A request body still arriving after this long gets 408: a slow upload would otherwise hold its
     # connection open for as long as the client likes (the server has no read timeout of its own).
     request_body_timeout: float = Field(default=30.0, gt=0, le=600)
+    # How log lines print (service.logging reads it before settings exist; validated here so a typo is
+    # named at start-up): JSON, or text for a person; auto = text in development on a terminal.
+    log_format: Literal["auto", "json", "text"] = "auto"
+    # Gunicorn's own settings (service.gunicorn_conf reads them from here, so a bad value is named with
+    # every other bad setting at start-up instead of a traceback from int()).
+    port: int = Field(default=8000, ge=1, le=65535)
+    web_concurrency: int = Field(default=2, ge=1, le=32)
+    # Seconds requests in flight get after SIGTERM; no longer than the worker timeout (120 s).
+    graceful_timeout: int = Field(default=25, ge=0, le=120)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_case_level(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _check_coherent(self) -> Settings:

@@ -3,21 +3,33 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from typing import Any
 
+from service.config import ConfigurationError, Settings, get_settings
 from service.logging import logging_config
 from service.startup import FRONT_END_TIMEOUT_SECONDS
 
-bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
-workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+
+def _settings_or_exit() -> Settings:
+    """Every setting, gunicorn's included, parsed once in the master before anything starts: a bad value
+    exits 3 with every bad setting named (not a traceback from int(), not gunicorn's terse error)."""
+    try:
+        return get_settings()
+    except ConfigurationError as error:
+        print(f"backend-iac: start-up refused: {error}", file=sys.stderr, flush=True)
+        sys.exit(3)
+
+
+_settings = _settings_or_exit()
+bind = f"0.0.0.0:{_settings.port}"
+workers = _settings.web_concurrency
 worker_class = "uvicorn_worker.UvicornWorker"
 
 # A worker silent this long is killed and replaced; well under the front end's fixed 230 s.
 timeout = 120
 # SIGTERM (App Service stopping or recycling the container): requests in flight get this long to finish.
-graceful_timeout = int(os.environ.get("GRACEFUL_TIMEOUT", "25"))
+graceful_timeout = _settings.graceful_timeout
 # Longer than the front end's idle keep-alive, so it never reuses a connection we just closed.
 keepalive = 75
 # App Service terminates TLS in front of the container and sets X-Forwarded-*; nothing else reaches it.
@@ -25,7 +37,7 @@ forwarded_allow_ips = "*"
 accesslog = None
 # Gunicorn's control socket would sit under $HOME, which App Service shares between instances: off.
 control_socket_disable = True
-logconfig_dict = logging_config(os.environ.get("LOG_LEVEL", "INFO").upper())
+logconfig_dict = logging_config(_settings.log_level)
 
 assert timeout < FRONT_END_TIMEOUT_SECONDS  # noqa: S101 - a configuration invariant, checked at import
 
@@ -36,7 +48,6 @@ def on_starting(server: Any) -> None:
     Misconfiguration exits the whole process with a message naming each bad setting, instead of
     workers crash-looping into what would look like gunicorn worker timeouts.
     """
-    from service.config import ConfigurationError, get_settings
     from service.db.errors import DatabaseUnavailable
     from service.db.migrations import migrate_database
 

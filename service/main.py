@@ -12,13 +12,14 @@ from typing import Any, Final
 from fastapi import FastAPI
 
 from service.auth import JwksCache, KeySource, StaticKeys, TokenVerifier
-from service.config import Settings, get_settings
+from service.config import AppEnv, Settings, get_settings
 from service.db.errors import DatabaseUnavailable
 from service.db.factory import open_store
 from service.db.store import Store
 from service.middleware import RequestContextMiddleware, RequestLimitsMiddleware
 from service.problems import PROBLEM_JSON, install_problem_handlers
 from service.routes import health, items, version
+from service.routes.docs import install_api_docs
 from service.schemas import Problem
 
 logger = logging.getLogger("backend_iac")
@@ -59,6 +60,7 @@ _BODY_ERRORS: Final = {
     400: "the body could not be parsed (not UTF-8, nested too deeply)",
     408: "the body did not arrive within the request body timeout",
     413: "the body is larger than the limit",
+    415: "the body is not sent as JSON (content-type: application/json)",
 }
 
 
@@ -113,6 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             build_info_path=resolved.build_info_path or version.default_build_info_path(),
             commit_env=resolved.app_commit_sha,
             started_at=datetime.now(UTC),
+            checkout=resolved.app_env is AppEnv.DEVELOPMENT,
         )
         keys = _key_source(resolved)
         if isinstance(keys, JwksCache):
@@ -147,8 +150,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="backend-iac",
         summary="The example backend that backend-iac deploys to Azure App Service.",
         lifespan=lifespan,
+        docs_url=None,  # served by install_api_docs, from this process instead of a CDN
+        redoc_url=None,
     )
     _complete_openapi_document(app)
+    install_api_docs(app)
     install_problem_handlers(app)
     app.include_router(health.router)
     app.include_router(version.router)

@@ -12,16 +12,20 @@ import re
 import sys
 import time
 from datetime import UTC, datetime
+from typing import Final
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.config import MAX_BODY_BYTES, MAX_HEADER_BYTES, MAX_HEADER_FIELDS, Settings
+from service.logging import chosen_log_format, render_access_line
 from service.request_context import set_request_id
 
 # The settings' default, for an app whose lifespan has not run (the settings are read there).
 _DEFAULT_BODY_TIMEOUT: float = Settings.model_fields["request_body_timeout"].default
 
+# Chosen once per process, like the logging config (JSON unless development on a terminal or LOG_FORMAT).
+_ACCESS_FORMAT: Final = chosen_log_format()
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
 
@@ -61,7 +65,9 @@ def _write_access_line(method: str, path: str, status: int, duration_ms: float, 
         "time": datetime.now(UTC).isoformat(),
     }
     try:
-        sys.stdout.write(json.dumps(line) + "\n")
+        sys.stdout.write(
+            json.dumps(line) + "\n" if _ACCESS_FORMAT == "json" else render_access_line(line, "text")
+        )
         sys.stdout.flush()
     except (OSError, ValueError):
         pass  # stdout gone (the log stream reader went away): never fail a request over a log line

@@ -55,13 +55,48 @@ def _field_name(location: tuple[int | str, ...]) -> str:
     return ".".join(parts)
 
 
+def _is_json(content_type: str) -> bool:
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    return media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
+
+
+def _json_error_message(item: Mapping[str, Any], document: object) -> str:
+    """`malformed JSON: <reason> at line L, column C` from FastAPI's json_invalid error (loc = body, offset)."""
+    location = tuple(item.get("loc", ()))
+    ctx = item.get("ctx")
+    reason = str(ctx.get("error", "")) if isinstance(ctx, Mapping) else ""
+    offset = location[1] if len(location) > 1 and isinstance(location[1], int) else None
+    if offset is None:
+        return f"malformed JSON: {reason}".rstrip(": ")
+    text = document if isinstance(document, str) else ""
+    line = text.count("\n", 0, offset) + 1
+    column = offset - (text.rfind("\n", 0, offset) + 1) + 1
+    return f"malformed JSON: {reason or 'invalid'} at line {line}, column {column} (character {offset + 1})"
+
+
 async def _validation_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, RequestValidationError)  # noqa: S101 - registered for this type only
+    content_type = request.headers.get("content-type")
+    body_refused = any(tuple(item.get("loc", ())) == ("body",) for item in error.errors())
+    if body_refused and not _is_json(content_type or ""):
+        # FastAPI (strict content type) reads a body sent without a JSON media type (curl -d sends form
+        # encoding; some clients send none) as raw bytes, then says "Input should be a valid dictionary":
+        # the real problem is the media type.
+        got = repr(content_type[:100]) if content_type else "no content-type"
+        return problem(
+            415,
+            kind="unsupported-media-type",
+            detail=f"the body must be JSON sent with content-type: application/json (got {got})",
+            instance=request.url.path,
+            headers={"Accept-Patch": "application/json"} if request.method == "PATCH" else None,
+        )
     errors = []
     for item in error.errors():
         location = tuple(item.get("loc", ()))
         if item.get("type") == "json_invalid":
-            field, message = "body", "malformed JSON"
+            field, message = "body", _json_error_message(item, error.body)
         else:
             field, message = _field_name(location), str(item.get("msg", "invalid"))
         errors.append({"field": field, "location": str(location[0]) if location else "", "message": message})

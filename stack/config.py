@@ -8,6 +8,7 @@ Values arrive as Pulumi passes them to a program: strings, with arrays as JSON a
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from collections.abc import Mapping
@@ -45,6 +46,17 @@ MAX_FEDERATED_CREDENTIALS: Final = 20
 
 PostgresAuth = Literal["managed-identity", "password"]
 POSTGRES_AUTH_MODES: Final[tuple[PostgresAuth, ...]] = ("managed-identity", "password")
+
+PostgresNetwork = Literal["private", "public"]
+POSTGRES_NETWORKS: Final[tuple[PostgresNetwork, ...]] = ("private", "public")
+# The smallest subnets Azure accepts, as a prefix length (a /28 is 16 addresses, 11 usable after Azure's
+# five reserved ones). App Service VNet integration: "The subnet must be allocated an IPv4 /28 block (16
+# addresses). We recommend ... /26" (MicrosoftDocs/azure-docs articles/app-service/configure-vnet-integration-
+# enable.md). PostgreSQL Flexible Server delegated subnet: "The smallest CIDR range you can specify for the
+# subnet is /28" (MicrosoftDocs/azure-docs articles/postgresql/flexible-server/concepts-networking-private.md).
+MIN_APP_SUBNET_PREFIX: Final = 28
+MIN_POSTGRES_SUBNET_PREFIX: Final = 28
+NETWORK_KEYS: Final = ("vnetAddressSpace", "appSubnetPrefix", "postgresSubnetPrefix")
 
 # owner: letters, digits, single hyphens; name: letters, digits, '.', '_', '-' (GitHub's own rules).
 _REPOSITORY = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}/[A-Za-z0-9._-]{1,100}$")
@@ -94,6 +106,17 @@ class StackConfig:
     # `repo:<owner>/<name>` as GitHub renders it in the token (with immutable ids for new repositories);
     # empty means `repo:<github_repository>`.
     github_subject_prefix: str = ""
+    # private: the server lives in a delegated subnet of the stack's own VNet, with no public endpoint.
+    # Azure fixes a server's networking at creation, so changing this replaces the server (and its data).
+    postgres_network: PostgresNetwork = "private"
+    vnet_address_space: str = "10.20.0.0/22"
+    app_subnet_prefix: str = "10.20.0.0/26"
+    postgres_subnet_prefix: str = "10.20.1.0/27"
+
+    @property
+    def private_database(self) -> bool:
+        """True when the stack declares a server reachable only from its own virtual network."""
+        return self.enable_postgres and self.postgres_network == "private"
 
     @property
     def subject_prefix(self) -> str:
@@ -250,6 +273,17 @@ def parse_stack_config(values: Mapping[str, str], *, stack: str, location: str |
             "(lower-case letters, digits, '_'; not a reserved name such as admin or postgres)"
         )
 
+    network = read.string("postgresNetwork")
+    postgres_network: PostgresNetwork = "private"
+    if network == "public":
+        postgres_network = "public"
+    elif network and network != "private":
+        read.problems[_key("postgresNetwork")] = (
+            f"must be private or public (got {network!r}); changing it on an existing server replaces the "
+            "server and its data (see docs/stack.md, 'Moving a database between networks')"
+        )
+    ranges = _network_ranges(read)
+
     if not location:
         read.problems[LOCATION_KEY] = (
             "required: the Azure region, e.g. `pulumi config set azure-native:location westeurope`"
@@ -276,7 +310,51 @@ def parse_stack_config(values: Mapping[str, str], *, stack: str, location: str |
         postgres_database_name=database,
         postgres_admin_login=login,
         github_subject_prefix=subject_prefix,
+        postgres_network=postgres_network,
+        vnet_address_space=ranges[0],
+        app_subnet_prefix=ranges[1],
+        postgres_subnet_prefix=ranges[2],
     )
+
+
+def _network_ranges(read: _Reader) -> tuple[str, str, str]:
+    """The VNet's address space and its two subnets, each an IPv4 CIDR; problems named by key.
+
+    Refused: malformed or host-bit ranges, subnets outside the VNet, subnets that overlap, subnets smaller
+    than Azure accepts. Checked whatever postgresNetwork says, so a typo never waits for the day it matters.
+    """
+    texts = tuple(read.string(name) for name in NETWORK_KEYS)
+    parsed: dict[str, ipaddress.IPv4Network] = {}
+    for name, text in zip(NETWORK_KEYS, texts, strict=True):
+        if not text:
+            continue
+        if "/" not in text:
+            read.problems[_key(name)] = (
+                f"must be an IPv4 range in CIDR form such as 10.20.0.0/22 (got {text!r})"
+            )
+            continue
+        try:
+            parsed[name] = ipaddress.IPv4Network(text, strict=True)
+        except ValueError as error:
+            read.problems[_key(name)] = f"must be an IPv4 range in CIDR form such as 10.20.0.0/22 ({error})"
+    space = parsed.get("vnetAddressSpace")
+    smallest = {"appSubnetPrefix": MIN_APP_SUBNET_PREFIX, "postgresSubnetPrefix": MIN_POSTGRES_SUBNET_PREFIX}
+    for name, most in smallest.items():
+        subnet = parsed.get(name)
+        if subnet is None:
+            continue
+        if subnet.prefixlen > most:
+            read.problems[_key(name)] = (
+                f"{subnet} is too small: Azure needs at least a /{most} ({2 ** (32 - most)} addresses) here"
+            )
+        elif space is not None and not subnet.subnet_of(space):
+            read.problems[_key(name)] = f"{subnet} lies outside vnetAddressSpace {space}"
+    app, database = parsed.get("appSubnetPrefix"), parsed.get("postgresSubnetPrefix")
+    if app is not None and database is not None and app.overlaps(database):
+        read.problems[_key("postgresSubnetPrefix")] = (
+            f"{database} overlaps appSubnetPrefix {app}: each subnet is delegated to one service"
+        )
+    return texts[0], texts[1], texts[2]
 
 
 def _subject_prefix_problem(prefix: str) -> str:
@@ -316,6 +394,8 @@ CONFIG_KEYS: Final = (
     "postgresAuth",
     "postgresDatabaseName",
     "postgresAdminLogin",
+    "postgresNetwork",
+    *NETWORK_KEYS,
 )
 
 

@@ -9,7 +9,8 @@ from pulumi_azure_native import authorization, managedidentity, resources
 
 from service.startup import STARTUP_COMMAND
 from stack.components.github_oidc import GitHubOidc, GitHubOidcArgs
-from stack.components.postgres import PostgresDatabase, PostgresDatabaseArgs
+from stack.components.network import PrivateNetwork, PrivateNetworkArgs, dns_zone_name
+from stack.components.postgres import PostgresDatabase, PostgresDatabaseArgs, PostgresPrivateAccess
 from stack.components.web_app import WebApp, WebAppArgs
 from stack.config import APP_SERVICE_SKU_TIERS, StackConfig
 from stack.github_subjects import subjects_for
@@ -53,6 +54,20 @@ def define_stack(config: StackConfig) -> dict[str, pulumi.Input[str]]:
 
     settings = app_settings(config, app_identity.client_id)
     database: PostgresDatabase | None = None
+    private_network: PrivateNetwork | None = None
+    if config.private_database:
+        private_network = PrivateNetwork(
+            "network",
+            PrivateNetworkArgs(
+                resource_group_name=group.name,
+                location=config.location,
+                address_space=config.vnet_address_space,
+                app_subnet_prefix=config.app_subnet_prefix,
+                postgres_subnet_prefix=config.postgres_subnet_prefix,
+                dns_zone_name=dns_zone_name(config.project, config.stack),
+                tags=config.tags,
+            ),
+        )
     if config.enable_postgres:
         database = PostgresDatabase(
             "db",
@@ -67,6 +82,15 @@ def define_stack(config: StackConfig) -> dict[str, pulumi.Input[str]]:
                 app_identity_principal_id=app_identity.principal_id,
                 admin_login=config.postgres_admin_login,
                 tags=config.tags,
+                private_access=(
+                    PostgresPrivateAccess(
+                        delegated_subnet_id=private_network.postgres_subnet_id,
+                        private_dns_zone_id=private_network.dns_zone_id,
+                        ready=[private_network.dns_zone_link, private_network.postgres_subnet],
+                    )
+                    if private_network is not None
+                    else None
+                ),
             ),
         )
         settings["DATABASE_AUTH"] = database.database_auth
@@ -89,6 +113,7 @@ def define_stack(config: StackConfig) -> dict[str, pulumi.Input[str]]:
             ),
             tags=config.tags,
             start_after=[database] if database is not None else [],
+            integration_subnet=private_network.app_subnet if private_network is not None else None,
         ),
     )
     oidc = GitHubOidc(

@@ -6,19 +6,10 @@ file and line) or the command line is wrong.
 
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
-from typing import TextIO
+from typing import Literal, TextIO
 
 from backend_iac.doctor.findings import DoctorInputError, Finding, has_errors, to_json, to_text
-
-_CHECKOUT = Path(__file__).resolve().parents[2]
-
-
-def default_root() -> Path:
-    """This checkout when the package runs from one; otherwise the current directory."""
-    return _CHECKOUT if (_CHECKOUT / "Pulumi.yaml").is_file() else Path.cwd()
 
 
 def diagnose(root: Path, stack: str) -> list[Finding]:
@@ -35,7 +26,8 @@ def diagnose(root: Path, stack: str) -> list[Finding]:
     ]
 
 
-def _explain(code: str, root: Path, stack: str, out: TextIO, err: TextIO) -> int:
+def explain_code(code: str, *, root: Path, stack: str, out: TextIO, err: TextIO) -> int:
+    """`doctor explain CODE`: what an Entra error code means, with this stack's subjects; exit 2 unknown."""
     from backend_iac.doctor.entra_errors import explain, known_codes
 
     repository: str | None = None
@@ -58,24 +50,44 @@ def _explain(code: str, root: Path, stack: str, out: TextIO, err: TextIO) -> int
     return 0
 
 
-def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
-    out = out or sys.stdout
-    err = err or sys.stderr
-    root = Path(args.root).resolve() if args.root else default_root()
-    stack = str(args.stack)
-    words = list(getattr(args, "explain", None) or [])
-    if words:
-        if words[0] != "explain" or len(words) != 2:
-            print("backend-iac doctor: usage: backend-iac doctor [options] explain CODE", file=err)
-            return 2
-        return _explain(words[1], root, stack, out, err)
+def _print_styled(text: str, out: TextIO) -> None:
+    """The text report with its severities, layers and fixes coloured, for a person at a terminal."""
+    import re
+
+    from rich.markup import escape
+
+    from backend_iac.terminal import console_for
+
+    console = console_for(out)
+    for number, line in enumerate(text.splitlines()):
+        styled = escape(line)
+        if number == 0 or line.startswith("no findings"):
+            styled = f"[bold]{styled}[/bold]"
+        styled = re.sub(r"^(  )(error)\b", r"\1[bold red]\2[/bold red]", styled)
+        styled = re.sub(r"^(  )(warning)\b", r"\1[yellow]\2[/yellow]", styled)
+        styled = re.sub(r"^(\s+)(fix:)", r"\1[green]\2[/green]", styled)
+        if line in ("identity", "pipeline", "runtime", "config"):
+            styled = f"[bold]{styled}[/bold]"
+        console.print(styled)
+
+
+def run_doctor(
+    *, root: Path, stack: str, output_format: Literal["text", "json"], out: TextIO, err: TextIO
+) -> int:
+    """The `doctor` command: every finding as text or JSON; exit 0 clean, 1 an error, 2 unreadable input."""
     try:
         findings = diagnose(root, stack)
     except DoctorInputError as error:
         print(f"backend-iac doctor: cannot read {error}", file=err)
         return 2
-    if args.format == "json":
+    if output_format == "json":
         out.write(to_json(findings) + "\n")
     else:
-        out.write(to_text(findings, header=f"backend-iac doctor: stack {stack} in {root}"))
+        text = to_text(findings, header=f"backend-iac doctor: stack {stack} in {root}")
+        from backend_iac.terminal import is_styled
+
+        if is_styled(out):
+            _print_styled(text, out)
+        else:
+            out.write(text)
     return 1 if has_errors(findings) else 0

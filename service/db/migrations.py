@@ -8,7 +8,6 @@ by side, so a schema change is reviewed for both backends at once.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import sys
@@ -120,12 +119,11 @@ async def migrate_database(settings: Settings) -> list[int]:
         await store.close()
 
 
-def run(args: argparse.Namespace) -> int:
+def run_migrations() -> int:
     """`backend-iac migrate`: apply pending migrations to the configured database."""
     from service.config import ConfigurationError, get_settings
     from service.db.errors import DatabaseUnavailable
 
-    del args
     try:
         applied = asyncio.run(migrate_database(get_settings()))
     except (ConfigurationError, DatabaseUnavailable) as error:
@@ -136,4 +134,4 @@ def run(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(run(argparse.Namespace()))
+    raise SystemExit(run_migrations())

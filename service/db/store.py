@@ -192,6 +192,9 @@ class Store(ABC):
         name: str | Unset = UNSET,
         description: str | Unset | None = UNSET,
     ) -> Item | None:
+        if isinstance(name, Unset) and isinstance(description, Unset):
+            # Nothing to change (PATCH {}): the item as it is, updated_at untouched, no write at all.
+            return await self.get_item(owner=owner, item_id=item_id)
         assignments = ["updated_at = :now"]
         params: dict[str, object] = {
             "owner": owner,

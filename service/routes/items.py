@@ -133,6 +133,7 @@ async def update_item(item_id: ItemId, body: ItemUpdate, caller: Writer, store: 
 @router.delete(
     "/{item_id}",
     status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,  # a 204 has no body, so it names no body type either
     responses={**_AUTH_RESPONSES, **_NOT_FOUND},
     summary="Delete an item",
     openapi_extra=_SECURED,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import platform
+import subprocess
 from datetime import datetime
 from importlib import metadata
 from pathlib import Path
@@ -23,8 +24,35 @@ def default_build_info_path() -> Path:
     return Path(__file__).resolve().parents[2] / BUILD_INFO_FILE
 
 
-def read_version_info(*, build_info_path: Path, commit_env: str | None, started_at: datetime) -> VersionInfo:
-    """Build file first, then APP_COMMIT_SHA, then "unknown"; an unreadable file counts as absent."""
+def checkout_commit(directory: Path | None = None) -> str | None:
+    """The commit checked out where the service runs from (development only: the artifact has no .git).
+
+    Bounded (2 s) and quiet: no git, no checkout or a hung git all mean "not known".
+    """
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "--verify", "--quiet", "HEAD"],  # noqa: S607 - git from PATH, fixed args
+            cwd=directory or Path(__file__).resolve().parents[2],
+            capture_output=True,
+            text=True,
+            timeout=2,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    commit = result.stdout.strip()
+    return commit if result.returncode == 0 and len(commit) == 40 else None
+
+
+def read_version_info(
+    *,
+    build_info_path: Path,
+    commit_env: str | None,
+    started_at: datetime,
+    checkout: bool = False,
+) -> VersionInfo:
+    """Build file first, then APP_COMMIT_SHA, then (with `checkout`, in development) the git checkout's
+    HEAD, then "unknown"; an unreadable file counts as absent."""
     build: dict[str, object] = {}
     try:
         loaded = json.loads(build_info_path.read_text(encoding="utf-8"))
@@ -41,7 +69,7 @@ def read_version_info(*, build_info_path: Path, commit_env: str | None, started_
             version = "unknown"
     return VersionInfo(
         version=str(version),
-        commit=str(commit or commit_env or "unknown"),
+        commit=str(commit or commit_env or (checkout_commit() if checkout else None) or "unknown"),
         python=platform.python_version(),
         started_at=started_at,
     )

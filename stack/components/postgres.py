@@ -8,7 +8,7 @@ web app's DATABASE_URL is a Key Vault reference, never the connection string its
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 from urllib.parse import quote
@@ -30,6 +30,22 @@ AZURE_SERVICES_RULE: Final = "AllowAllAzureServicesAndResourcesWithinAzureIps"
 
 
 @dataclass
+class PostgresPrivateAccess:
+    """Private access: the delegated subnet, the private DNS zone, and what must exist before the server.
+
+    `ready` holds the zone's VNet link: the server registers its address in the zone at creation and is
+    reachable by name only through a linked VNet (MicrosoftDocs/azure-docs articles/postgresql/flexible-
+    server/concepts-networking-private.md; the azurerm provider's flexible-server example makes the server
+    depend on the link for the same reason). Waiting on it also makes `pulumi destroy` delete the server
+    before the link, the zone and the subnet it sits in.
+    """
+
+    delegated_subnet_id: pulumi.Input[str]
+    private_dns_zone_id: pulumi.Input[str]
+    ready: Sequence[pulumi.Resource] = ()
+
+
+@dataclass
 class PostgresDatabaseArgs:
     """The server's placement, the database, and the identity the web app signs in with."""
 
@@ -44,10 +60,13 @@ class PostgresDatabaseArgs:
     app_identity_principal_id: pulumi.Input[str]
     admin_login: str = "backendadmin"
     tags: Mapping[str, str] = field(default_factory=dict)
+    # None: a public endpoint admitting Azure services only (firewall rule 0.0.0.0).
+    private_access: PostgresPrivateAccess | None = None
 
 
 class PostgresDatabase(pulumi.ComponentResource):
-    """Flexible Server 16 (Burstable B1ms, 32 GB), TLS required, reachable from Azure only, one database."""
+    """Flexible Server 16 (Burstable B1ms, 32 GB), TLS required, one database; private access (a delegated
+    subnet, no public endpoint, no firewall) or a public endpoint admitting Azure services only."""
 
     host: pulumi.Output[str]
     database_name: pulumi.Output[str]
@@ -87,9 +106,16 @@ class PostgresDatabase(pulumi.ComponentResource):
             ),
             administrator_login=None if passwordless else args.admin_login,
             administrator_login_password=admin_password,
-            network=dbforpostgresql.NetworkArgs(public_network_access="Enabled"),
+            network=_network(args.private_access),
             tags=dict(args.tags),
-            opts=child,
+            # Azure fixes a server's networking at creation ("You can't change your networking option
+            # after the server is created": concepts-networking.md), so moving between public and private
+            # is a replacement, and Pulumi says so in the preview instead of failing mid-update.
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=list(args.private_access.ready) if args.private_access else [],
+                replace_on_changes=["network.delegatedSubnetResourceId"],
+            ),
         )
 
         # A Flexible Server runs one management operation at a time ("ServerBusy" otherwise), so its
@@ -107,15 +133,18 @@ class PostgresDatabase(pulumi.ComponentResource):
             source="user-override",
             opts=after(server),
         )
-        firewall = dbforpostgresql.FirewallRule(
-            f"{name}-azure-services",
-            resource_group_name=args.resource_group_name,
-            server_name=server.name,
-            firewall_rule_name=AZURE_SERVICES_RULE,
-            start_ip_address="0.0.0.0",  # noqa: S104 - ARM's marker for "Azure services", not a bind address
-            end_ip_address="0.0.0.0",  # noqa: S104
-            opts=after(tls),
-        )
+        previous: pulumi.Resource = tls
+        if args.private_access is None:
+            # A server with private access has no firewall: the VNet is its only way in.
+            previous = dbforpostgresql.FirewallRule(
+                f"{name}-azure-services",
+                resource_group_name=args.resource_group_name,
+                server_name=server.name,
+                firewall_rule_name=AZURE_SERVICES_RULE,
+                start_ip_address="0.0.0.0",  # noqa: S104 - ARM's marker for "Azure services", not a bind address
+                end_ip_address="0.0.0.0",  # noqa: S104
+                opts=after(tls),
+            )
         database = dbforpostgresql.Database(
             f"{name}-database",
             resource_group_name=args.resource_group_name,
@@ -123,7 +152,7 @@ class PostgresDatabase(pulumi.ComponentResource):
             database_name=args.database_name,
             charset="UTF8",
             collation="en_US.utf8",
-            opts=after(firewall),
+            opts=after(previous),
         )
         host = server.fully_qualified_domain_name.apply(lambda fqdn: fqdn or "")
 
@@ -211,3 +240,15 @@ class PostgresDatabase(pulumi.ComponentResource):
         # Versionless URI: App Service picks up a rotated secret without a redeploy.
         secret_uri = secret.properties.apply(lambda properties: properties.secret_uri)
         return pulumi.Output.concat("@Microsoft.KeyVault(SecretUri=", secret_uri, ")")
+
+
+def _network(private_access: PostgresPrivateAccess | None) -> dbforpostgresql.NetworkArgs:
+    """Public endpoint, or the delegated subnet and private DNS zone with public access stated off."""
+    if private_access is None:
+        return dbforpostgresql.NetworkArgs(public_network_access="Enabled")
+    return dbforpostgresql.NetworkArgs(
+        delegated_subnet_resource_id=private_access.delegated_subnet_id,
+        private_dns_zone_arm_resource_id=private_access.private_dns_zone_id,
+        # ARM reports Disabled for a VNet-integrated server anyway; stated so the policy pack can see it.
+        public_network_access="Disabled",
+    )

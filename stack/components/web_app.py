@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pulumi
-from pulumi_azure_native import web
+from pulumi_azure_native import network, web
 
 HEALTH_CHECK_PATH = "/healthz"
 
@@ -30,6 +30,9 @@ class WebAppArgs:
     # What must exist before the site starts (the database, its Entra admin, the Key Vault role): App
     # Service resolves a Key Vault reference at start, and one that fails stays literal until a restart.
     start_after: Sequence[pulumi.Resource] = ()
+    # Regional VNet integration: the subnet delegated to Microsoft.Web/serverFarms that all the app's
+    # outbound traffic goes through (how it reaches a private database). None: no integration.
+    integration_subnet: network.Subnet | None = None
 
 
 class WebApp(pulumi.ComponentResource):
@@ -42,6 +45,13 @@ class WebApp(pulumi.ComponentResource):
     def __init__(self, name: str, args: WebAppArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("backend-iac:index:WebApp", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        subnet = args.integration_subnet
+        # The subnet's delegation exists before the integration that needs it (it is part of the Subnet
+        # resource, and the site reads the subnet's id). The plan waits for it too, so that `pulumi destroy`
+        # deletes the plan first: the subnet's service association link belongs to the plan, and a subnet
+        # still linked cannot be deleted ("Subnet ... is in use by .../serviceAssociationLinks/
+        # AppServiceLink": MicrosoftDocs/azure-docs#116634, Azure/deployment-stacks#150).
+        integrated = [subnet] if subnet is not None else []
 
         plan = web.AppServicePlan(
             f"{name}-plan",
@@ -51,7 +61,7 @@ class WebApp(pulumi.ComponentResource):
             reserved=True,  # Linux: without it ARM creates a Windows plan whatever `kind` says.
             sku=web.SkuDescriptionArgs(name=args.sku_name, tier=args.sku_tier, capacity=args.instance_count),
             tags=dict(args.tags),
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=integrated),
         )
         site = web.WebApp(
             f"{name}-site",
@@ -66,6 +76,13 @@ class WebApp(pulumi.ComponentResource):
                 user_assigned_identities=[args.identity_id],
             ),
             key_vault_reference_identity=args.key_vault_reference_identity_id,
+            virtual_network_subnet_id=subnet.id if subnet is not None else None,
+            # All outbound traffic through the VNet: `outboundVnetRouting.applicationTraffic` is the current
+            # name of `vnetRouteAllEnabled` (pulumi-azure-native web.OutboundVnetRoutingArgs); the site
+            # setting is the one Microsoft recommends auditing (configure-vnet-integration-routing.md).
+            outbound_vnet_routing=(
+                web.OutboundVnetRoutingArgs(application_traffic=True) if subnet is not None else None
+            ),
             site_config=web.SiteConfigArgs(
                 linux_fx_version=f"PYTHON|{args.python_version}",
                 app_command_line=args.startup_command,
@@ -75,12 +92,13 @@ class WebApp(pulumi.ComponentResource):
                 scm_min_tls_version=web.SupportedTlsVersions.SUPPORTED_TLS_VERSIONS_1_2,
                 ftps_state=web.FtpsState.DISABLED,
                 health_check_path=HEALTH_CHECK_PATH,
+                vnet_route_all_enabled=True if subnet is not None else None,
                 app_settings=[
                     web.NameValuePairArgs(name=key, value=value) for key, value in args.app_settings.items()
                 ],
             ),
             tags=dict(args.tags),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.start_after)),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.start_after, *integrated]),
         )
         # Basic-auth publishing (FTP and the SCM/Kudu site) off: deploys sign in with OIDC and Entra only.
         web.WebAppFtpAllowed(

@@ -34,7 +34,8 @@ def test_dev_plan_prints_resources_verdict_and_cost(capsys: pytest.CaptureFixtur
     assert "azure-native:web:WebApp  app-site" in out
     assert "repo:example-org/backend-iac:ref:refs/heads/main" in out
     assert "passed, no violations" in out
-    assert "Estimated monthly cost (estimate): $13.14 USD" in out
+    assert "Monthly cost estimate: $13.14 USD" in out
+    assert out.count("estimate") == 2  # the total line and the note naming the price source, once each
     assert "prices as of" in out
 
 
@@ -54,7 +55,7 @@ def test_json_plan_has_resources_violations_and_cost(capsys: pytest.CaptureFixtu
 
 
 def test_cost_counts_instances_and_the_database(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """Two B2 instances plus Postgres B1ms and 32 GB are all in the monthly figure."""
+    """Two B2 instances, Postgres B1ms and 32 GB, and the private network (DNS zone, queries; the rest free)."""
     root = stack_root(tmp_path, appServiceSku="B2", instanceCount=2, enablePostgres=True)
     code, out, _ = plan(capsys, "--stack", "check", "--root", str(root), "--format", "json")
     report = json.loads(out)
@@ -64,6 +65,12 @@ def test_cost_counts_instances_and_the_database(tmp_path: Path, capsys: pytest.C
         "App Service plan B2 (Linux) x 2",
         "PostgreSQL Flexible Server Standard_B1ms",
         "PostgreSQL storage 32 GB",
+        "Private DNS queries, up to 1 million ($0.40 per million)",
+        "Private DNS zone backend-iac-check.private.postgres.database.azure.com",
+        "Private DNS zone link network-postgres-dns-link: free",
+        "Subnet network-app-subnet: free",
+        "Subnet network-postgres-subnet: free",
+        "Virtual network network-vnet: free",
     ]
     assert report["monthly_cost_usd"] == round(sum(i["monthly_usd"] for i in report["estimate"]["items"]), 2)
 
@@ -79,11 +86,27 @@ def test_secrets_never_appear_in_the_plan(tmp_path: Path, capsys: pytest.Capture
 
 
 def test_policy_violation_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """A SKU the cost guard refuses makes the plan exit 1 and name the policy."""
-    root = stack_root(tmp_path, appServiceSku="P3v3")
+    """A SKU the pack's config file (policy/config.json) refuses makes the plan exit 1 and name the policy."""
+    root = stack_root(tmp_path, appServiceSku="S1")
+    code, out, _ = plan(capsys, "--stack", "check", "--root", str(root))
+    assert code == 0, out
+    (root / "policy").mkdir()
+    (root / "policy" / "config.json").write_text('{"sku-allowed": {"allowedPlanSkus": ["B1"]}}')
     code, out, _ = plan(capsys, "--stack", "check", "--root", str(root))
     assert code == 1
     assert "[sku-allowed]" in out
+    assert "policy/config.json" in out
+
+
+def test_invalid_pack_config_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An unreadable policy/config.json is a configuration error (exit 2) naming the file, not a traceback."""
+    root = stack_root(tmp_path)
+    (root / "policy").mkdir()
+    (root / "policy" / "config.json").write_text("{not json")
+    code, out, err = plan(capsys, "--stack", "check", "--root", str(root))
+    assert code == 2
+    assert out == ""
+    assert "policy/config.json" in err
 
 
 def test_invalid_config_exits_2_naming_the_key(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

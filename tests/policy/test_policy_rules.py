@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,8 @@ import pytest
 import yaml
 
 from backend_iac.evaluate import Evaluation, evaluate_stack
-from policy.rules import POLICIES, check
+from policy.rules import ALLOWED_PLAN_SKUS, POLICIES, PolicyConfigError, check, load_pack_config
+from stack.config import APP_SERVICE_SKU_TIERS
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -165,7 +167,7 @@ def test_retired_postgres_version_is_reported(version: str, violates: bool) -> N
     ("resource", "violates"),
     [
         (Resource("azure-native:web:AppServicePlan", "p", {"sku": {"name": "B1"}}), False),
-        (Resource("azure-native:web:AppServicePlan", "p", {"sku": {"name": "P3v3"}}), True),
+        (Resource("azure-native:web:AppServicePlan", "p", {"sku": {"name": "I1v2"}}), True),
         (
             Resource(
                 "azure-native:dbforpostgresql:Server",
@@ -191,8 +193,8 @@ def test_sku_outside_the_allowed_list_is_reported(resource: Resource, violates: 
 
 def test_sku_allowed_list_is_configurable() -> None:
     """Per-policy config widens the cost guard, as `pulumi config` for the pack would."""
-    plan = Resource("azure-native:web:AppServicePlan", "p", {"sku": {"name": "P3v3"}})
-    assert check([plan], {"sku-allowed": {"allowedPlanSkus": ["P3v3"]}}) == []
+    plan = Resource("azure-native:web:AppServicePlan", "p", {"sku": {"name": "I1v2"}})
+    assert check([plan], {"sku-allowed": {"allowedPlanSkus": ["I1v2"]}}) == []
 
 
 def evaluate(tmp_path: Path, **config: Any) -> Evaluation:
@@ -216,10 +218,45 @@ def test_stack_with_postgres_passes_the_pack(tmp_path: Path, auth: str) -> None:
     assert check(evaluate(tmp_path, enablePostgres=True, postgresAuth=auth).resources) == []
 
 
-def test_stack_with_a_large_sku_fails_the_cost_guard(tmp_path: Path) -> None:
-    """A valid but large SKU is declared fine and then stopped by the cost guard."""
-    violations = check(evaluate(tmp_path, appServiceSku="P3v3").resources)
+def test_the_default_pack_allows_every_sku_the_stack_config_accepts() -> None:
+    """One source of truth: the cost guard's defaults and policy/config.json admit exactly the config's SKUs."""
+    assert tuple(APP_SERVICE_SKU_TIERS) == ALLOWED_PLAN_SKUS
+    assert load_pack_config(REPO)["sku-allowed"]["allowedPlanSkus"] == list(APP_SERVICE_SKU_TIERS)
+    for sku in APP_SERVICE_SKU_TIERS:
+        plan = Resource("azure-native:web:AppServicePlan", "p", {"sku": {"name": sku}})
+        assert check([plan], load_pack_config(REPO)) == [], sku
+
+
+def test_stack_with_a_sku_the_pack_config_narrows_away_fails_the_cost_guard(tmp_path: Path) -> None:
+    """A valid SKU that policy/config.json no longer allows is declared fine and then stopped by the guard."""
+    (tmp_path / "policy").mkdir()
+    (tmp_path / "policy" / "config.json").write_text(
+        json.dumps({"sku-allowed": {"allowedPlanSkus": ["B1"]}}), encoding="utf-8"
+    )
+    violations = check(evaluate(tmp_path, appServiceSku="P3v3").resources, load_pack_config(tmp_path))
     assert [v.policy for v in violations] == ["sku-allowed"]
+    assert "policy/config.json" in violations[0].message
+
+
+@pytest.mark.parametrize(
+    ("text", "complaint"),
+    [
+        ("{", "not JSON"),
+        ("[]", "JSON object"),
+        ('{"no-such-policy": {}}', "not a policy of this pack"),
+        ('{"sku-allowed": {"allowedPlanSkus": "B1"}}', "list of SKU names"),
+        ('{"sku-allowed": 3}', "object or an enforcement level"),
+    ],
+)
+def test_a_malformed_pack_config_is_refused_with_the_reason(
+    tmp_path: Path, text: str, complaint: str
+) -> None:
+    """The pack config file is type-checked before use; the error names the file and what is wrong."""
+    (tmp_path / "policy").mkdir()
+    (tmp_path / "policy" / "config.json").write_text(text, encoding="utf-8")
+    with pytest.raises(PolicyConfigError, match=complaint) as raised:
+        load_pack_config(tmp_path)
+    assert "policy/config.json" in str(raised.value)
 
 
 def test_only_the_entry_file_constructs_the_pack() -> None:

@@ -68,6 +68,32 @@ def test_misconfiguration_stops_start_up_with_every_setting_named(tmp_path: Path
     assert "Booting worker" not in logs
 
 
+def test_bad_gunicorn_settings_are_named_with_the_others_not_a_traceback(tmp_path: Path) -> None:
+    """WEB_CONCURRENCY, PORT, GRACEFUL_TIMEOUT and LOG_LEVEL are validated with every other setting: one
+    start-up error (exit 3) naming each, no traceback, no worker. (A WEB_CONCURRENCY that is not a number
+    at all is still gunicorn's own import-time error: gunicorn reads it before any config of ours runs.)"""
+    env = {
+        "APP_ENV": "development",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "WEB_CONCURRENCY": "0",
+        "PORT": "99999",
+        "GRACEFUL_TIMEOUT": "-5",
+        "LOG_LEVEL": "chatty",
+        "DATABASE_POOL_SIZE": "lots",
+    }
+    service = ServiceProcess(env)
+    service.start(wait=False)
+    assert service.process is not None
+    code = service.process.wait(timeout=20)
+    logs = service.logs()
+    assert code == 3, logs
+    assert "start-up refused: invalid configuration" in logs
+    for name in ("WEB_CONCURRENCY", "PORT", "GRACEFUL_TIMEOUT", "LOG_LEVEL", "DATABASE_POOL_SIZE"):
+        assert name in logs, logs
+    assert "Traceback" not in logs
+    assert "Booting worker" not in logs
+
+
 @pytest.mark.postgres
 def test_workers_share_postgres_and_migrate_once(
     issuer: LocalIssuer, postgres_server: PostgresServer, tmp_path: Path

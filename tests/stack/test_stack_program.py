@@ -114,8 +114,8 @@ def test_postgres_passwordless_by_default(evaluate: Evaluate) -> None:
 
 
 def test_postgres_requires_tls_and_admits_only_azure(evaluate: Evaluate) -> None:
-    """TLS is required and the only firewall rule is Azure services (0.0.0.0), never the internet."""
-    evaluation = evaluate(enablePostgres=True)
+    """Public mode: TLS is required and the only firewall rule is Azure services (0.0.0.0), never the internet."""
+    evaluation = evaluate(enablePostgres=True, postgresNetwork="public")
     tls = one(evaluation, "azure-native:dbforpostgresql:Configuration")
     assert (tls.inputs["configurationName"], tls.inputs["value"]) == ("require_secure_transport", "on")
     rule = one(evaluation, "azure-native:dbforpostgresql:FirewallRule")
@@ -218,7 +218,7 @@ def test_federated_credentials_on_one_identity_are_created_one_after_another(eva
 
 def test_postgres_children_are_created_one_at_a_time(evaluate: Evaluate) -> None:
     """A Flexible Server runs one operation at a time: TLS setting, firewall, database, Entra admin in turn."""
-    by_name = {r.name: r for r in evaluate(enablePostgres=True).resources}
+    by_name = {r.name: r for r in evaluate(enablePostgres=True, postgresNetwork="public").resources}
     assert "db-server" in by_name["db-require-tls"].depends_on
     assert "db-require-tls" in by_name["db-azure-services"].depends_on
     assert "db-azure-services" in by_name["db-database"].depends_on

@@ -317,18 +317,33 @@ def _remote(repository: Repository, name: str) -> Iterator[Finding]:
     if origin is None or origin == re.sub(r"@\d+", "", name):
         return
     file, line = repository.config_location("backend-iac:githubRepository")
-    if origin.casefold() == name.casefold():
-        consequence = "only the letter case differs, and Entra fails every sign-in with AADSTS7002138"
-    else:
-        consequence = (
-            "every subject names the wrong repository, and Entra fails every sign-in with AADSTS700213"
+    if origin.casefold() == re.sub(r"@\d+", "", name).casefold():
+        # GitHub resolves a repository URL whatever its letter case, so a clone's remote keeps whatever
+        # spelling the user typed; the OIDC subject carries GitHub's canonical spelling of the owner and
+        # name (Azure/accelerator-bootstrap-modules#135: user-typed casing vs the canonical login ->
+        # AADSTS7002138). The remote therefore cannot say which of the two spellings is right.
+        owner_and_name = re.sub(r"@\d+", "", name)
+        yield _finding(
+            "oidc-repository-case",
+            "warning",
+            file,
+            line,
+            f"githubRepository is {name!r} and the `origin` remote is github.com/{origin}: they differ only "
+            "in letter case, and a remote cannot prove GitHub's spelling (GitHub accepts any case in a URL, "
+            "but the OIDC subject uses its canonical spelling, which Entra compares case-sensitively: a "
+            "wrong case fails every sign-in with AADSTS7002138)",
+            f"check the canonical spelling: `gh api repos/{owner_and_name} --jq .full_name`, the heading of "
+            "the repository's page on GitHub, or the `subject claim` azure/login prints; set githubRepository "
+            f"to exactly that in {repository.stack_file_name}",
         )
+        return
+    consequence = "every subject names the wrong repository, and Entra fails every sign-in with AADSTS700213"
     yield _finding(
         "oidc-repository-mismatch",
         "error",
         file,
         line,
         f"githubRepository is {name!r} but the `origin` remote is github.com/{origin}: {consequence}",
-        f"set githubRepository to {origin!r} in {repository.stack_file_name} (exactly as GitHub spells it), "
-        "then `pulumi up`",
+        f"set githubRepository to the repository the remote names (owner/name as GitHub spells it) in "
+        f"{repository.stack_file_name}, then `pulumi up`",
     )

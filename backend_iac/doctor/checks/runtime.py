@@ -296,6 +296,46 @@ def _database(repository: Repository) -> Iterator[Finding]:
         )
 
 
+def _private_database_routing(repository: Repository) -> Iterator[Finding]:
+    """A server with private access answers only inside its VNet: the web app must send its traffic there."""
+    app = repository.web_app
+    if app is None:
+        return
+    networks = {
+        str(subnet).lower().split("/subnets/", 1)[0]
+        for server in repository.resources(POSTGRES_SERVER)
+        if (subnet := (server.inputs.get("network") or {}).get("delegatedSubnetResourceId"))
+    }
+    if not networks:
+        return
+    subnet = str(app.inputs.get("virtualNetworkSubnetId") or "")
+    routing = app.inputs.get("outboundVnetRouting") or {}
+    routed_all = (
+        (app.inputs.get("siteConfig") or {}).get("vnetRouteAllEnabled") is True
+        or routing.get("applicationTraffic") is True
+        or routing.get("allTraffic") is True
+    )
+    file, line = repository.config_location("backend-iac:postgresNetwork")
+    if subnet and subnet.lower().split("/subnets/", 1)[0] in networks and routed_all:
+        return
+    if not subnet:
+        why = "the web app is not integrated with any virtual network"
+    elif subnet.lower().split("/subnets/", 1)[0] not in networks:
+        why = f"the web app is integrated with another network ({subnet})"
+    else:
+        why = "the web app does not route all its outbound traffic into the network"
+    yield _finding(
+        "private-database-not-routed",
+        "error",
+        file,
+        line,
+        f"the database has private access only (no public endpoint), and {why}: every connection from the "
+        "service times out and readiness reports the database down",
+        "integrate the web app with the network's App Service subnet and route all traffic "
+        "(stack/components/web_app.py integration_subnet), or set postgresNetwork: public",
+    )
+
+
 def required_settings(root: Path) -> tuple[str, ...]:
     """service/config.py's PRODUCTION_REQUIRED_SETTINGS, read from the source (importing pydantic costs more)."""
     tree = _parse(root / "service" / "config.py")
@@ -419,5 +459,6 @@ def check(repository: Repository) -> list[Finding]:
         *_python(repository),
         *_database(repository),
         *_sqlite_mode(repository),
+        *_private_database_routing(repository),
         *_production_settings(repository),
     ]

@@ -112,9 +112,62 @@ def test_old_commit_is_diagnosed_with_both_commits_and_the_log_stream(
     assert "old commit still serving" in result.stderr
     assert deployment.commit in result.stderr
     assert OTHER_COMMIT in result.stderr
-    assert "az webapp log tail --name app-x --resource-group rg-x" in result.stderr
     assert "old commit still serving" in summary.read_text()
+    assert "az webapp" not in result.stderr  # a loopback URL is no App Service: no Azure hints
     assert result.elapsed < 10
+
+
+def test_a_short_commit_matches_the_served_commit_by_prefix(
+    artifact_service: ServiceProcess, deployment: Deployment
+) -> None:
+    """The 12 characters in the zip's name (or git's 7) verify the commit they start, promptly."""
+    for prefix in (deployment.commit[:12], deployment.commit[:7].upper()):
+        result = verify(artifact_service.url, prefix, timeout=20)
+        assert result.returncode == Outcome.VERIFIED, result.stdout + result.stderr
+        assert "matched by prefix" in result.stdout
+        assert f"serves commit {deployment.commit}" in result.stdout
+        assert result.elapsed < 10
+
+
+def test_it_says_at_start_what_it_waits_for_and_until_when(artifact_service: ServiceProcess) -> None:
+    """The first line names the URL, the commit and the deadline (clock time and seconds)."""
+    result = verify(artifact_service.url, OTHER_COMMIT, timeout=1)
+    first = result.stdout.splitlines()[0]
+    assert first.startswith("waiting until "), first
+    assert "UTC (at most 1 s)" in first
+    assert artifact_service.url in first
+    assert OTHER_COMMIT in first
+
+
+@pytest.mark.parametrize(
+    ("url", "commit", "complaint"),
+    [
+        ("127.0.0.1:8000", OTHER_COMMIT, "not an http(s) URL"),
+        ("ftp://example.invalid", OTHER_COMMIT, "not an http(s) URL"),
+        ("http://127.0.0.1:9", "abc12", "not a commit SHA"),
+        ("http://127.0.0.1:9", "main", "not a commit SHA"),
+        ("http://127.0.0.1:9", "g" * 40, "not a commit SHA"),
+    ],
+)
+def test_a_url_without_scheme_or_a_bad_commit_is_a_usage_error_at_once(
+    url: str, commit: str, complaint: str
+) -> None:
+    """Exit 2 (usage) before any request, naming what is wrong; never minutes of retries."""
+    result = verify(url, commit, timeout=60)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert complaint in result.stderr
+    assert result.elapsed < 5
+
+
+def test_azure_hints_only_for_app_service_hosts() -> None:
+    """`az webapp` advice belongs to *.azurewebsites.net (and App Service Environments), not other hosts."""
+    from backend_iac.verify import is_app_service_url
+
+    assert is_app_service_url("https://app-backend-iac-dev.azurewebsites.net")
+    assert is_app_service_url("https://APP.AZUREWEBSITES.NET/")
+    assert is_app_service_url("https://app.ase-1.appserviceenvironment.net")
+    assert not is_app_service_url("http://127.0.0.1:8000")
+    assert not is_app_service_url("https://azurewebsites.net.example.com")
 
 
 def test_failing_readiness_names_the_dependency(
@@ -158,7 +211,7 @@ def test_application_error_page_is_a_start_up_error(front_end: dict[str, Any]) -
     result = verify(front_end["url"], OTHER_COMMIT, timeout=2)
     assert result.returncode == Outcome.START_UP_ERROR, result.stderr
     assert "Application Error" in result.stderr
-    assert "az webapp log tail" in result.stderr
+    assert "The log stream says which" in result.stderr
 
 
 def test_bare_gateway_error_is_a_start_up_error(front_end: dict[str, Any]) -> None:

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import argparse
+import contextlib
 import io
 import json
 
 import pytest
 
-from backend_iac.cli import build_parser
-from backend_iac.doctor.command import run
+from backend_iac.cli import main
 from tests.backend_iac.doctor.conftest import Tree
 
 
 def _run(*argv: str) -> tuple[int, str, str]:
-    args = build_parser().parse_args(["doctor", *argv])
     out, err = io.StringIO(), io.StringIO()
-    code = run(args, out, err)
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["doctor", *argv])
     return code, out.getvalue(), err.getvalue()
 
 
@@ -119,7 +118,7 @@ def test_explain_unknown_code_exits_two(tree: Tree) -> None:
 
 def test_explain_without_a_code_is_a_usage_error() -> None:
     """`doctor explain` alone, or a stray word, is a usage error."""
-    args = argparse.Namespace(root=None, stack="dev", format="text", explain=["explain"])
-    assert run(args, io.StringIO(), io.StringIO()) == 2
-    args.explain = ["nonsense"]
-    assert run(args, io.StringIO(), io.StringIO()) == 2
+    code, _, err = _run("explain")
+    assert code == 2
+    assert "usage: backend-iac doctor [options] explain CODE" in err
+    assert _run("nonsense")[0] == 2

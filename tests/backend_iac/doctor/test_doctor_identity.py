@@ -167,18 +167,24 @@ def _origin(tree: Tree, url: str) -> None:
     "url",
     ["https://github.com/Example-Org/backend-iac.git", "git@github.com:Example-Org/backend-iac.git"],
 )
-def test_remote_differing_in_case_from_config_is_an_error(tree: Tree, url: str) -> None:
-    """githubRepository must be spelled exactly as the GitHub remote: case included."""
+def test_remote_differing_only_in_case_is_a_warning_with_the_way_to_check(tree: Tree, url: str) -> None:
+    """A remote's letter case proves nothing about GitHub's spelling: a warning saying how to check, no fix."""
     _origin(tree, url)
     finding = only(tree.findings())
-    assert (finding.code, finding.layer, finding.severity) == (
-        "oidc-repository-mismatch",
-        "identity",
-        "error",
-    )
+    assert (finding.code, finding.layer, finding.severity) == ("oidc-repository-case", "identity", "warning")
     assert "AADSTS7002138" in finding.message
+    assert "gh api repos/example-org/backend-iac --jq .full_name" in finding.fix
+    assert "Example-Org" not in finding.fix  # no confident fix towards the remote's spelling
     assert finding.file == "Pulumi.dev.yaml"
     assert finding.line is not None
+
+
+def test_remote_naming_another_repository_is_an_error(tree: Tree) -> None:
+    """A remote that names a different repository (not just another case) is an error."""
+    _origin(tree, "https://github.com/example-org/another-repo.git")
+    finding = only(tree.findings())
+    assert (finding.code, finding.severity) == ("oidc-repository-mismatch", "error")
+    assert "AADSTS700213" in finding.message
 
 
 def test_remote_matching_config_is_fine(tree: Tree) -> None:
