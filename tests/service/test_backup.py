@@ -152,3 +152,27 @@ def test_the_one_liner_backs_up_and_restores_the_configured_database(tmp_path: P
     assert postgres.returncode == 2
     assert "PostgreSQL" in postgres.stderr
     assert "Traceback" not in made.stderr + again.stderr + restored.stderr + postgres.stderr
+
+
+def test_backend_iac_backup_and_restore_commands(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`backend-iac backup FILE` and `backend-iac restore FILE` run the same core: 0, then 2 with the reason."""
+    from backend_iac.cli import main
+    from service.config import get_settings
+
+    database = tmp_path / "data" / "db.sqlite3"
+    asyncio.run(_migrate(database))
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{database}")
+    get_settings.cache_clear()
+    try:
+        target = tmp_path / "cli-backup.sqlite3"
+        assert main(["backup", str(target)]) == 0
+        assert "integrity ok" in capsys.readouterr().out
+        assert main(["backup", str(target)]) == 2
+        assert "already exists" in capsys.readouterr().err
+        assert main(["restore", str(target)]) == 0
+        assert main(["restore", str(tmp_path / "missing.sqlite3")]) == 2
+        assert "no such backup file" in capsys.readouterr().err
+    finally:
+        get_settings.cache_clear()
