@@ -23,7 +23,7 @@ from tests.support.tcp_proxy import FreezableProxy
 pytestmark = [pytest.mark.reliability, pytest.mark.postgres]
 
 WRITERS = 4
-KEYS_PER_WRITER = 25
+MAX_KEYS_PER_WRITER = 400  # bounded; writers take new keys until the faults are over
 STATEMENT_TIMEOUT_SECONDS = 2.0
 CLIENT_TIMEOUT_SECONDS = 3.0  # short enough that some creates time out on the client and are retried
 ATTEMPTS_PER_KEY = 60  # bounded: a key still unacknowledged after this many tries counts as lost
@@ -39,6 +39,7 @@ class Ledger:
     # Keys whose 201 came back for an item created by an earlier attempt (one whose answer was lost):
     # the hard case, where a retry without the key would have stored a duplicate.
     replayed: set[str] = field(default_factory=set)
+    keys: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -69,11 +70,16 @@ def _create_until_acknowledged(client: httpx.Client, key: str, ledger: Ledger) -
         ledger.unfinished.append(key)
 
 
-def _writer(n: int, url: str, headers: dict[str, str], ledger: Ledger, pace: threading.Event) -> None:
+def _writer(n: int, url: str, headers: dict[str, str], ledger: Ledger, stop: threading.Event) -> None:
+    """Take a new key after each acknowledged create, through every fault, until the faults are over."""
     with httpx.Client(base_url=url, headers=headers, timeout=CLIENT_TIMEOUT_SECONDS) as client:
-        for index in range(KEYS_PER_WRITER):
-            pace.wait(timeout=30)
-            _create_until_acknowledged(client, f"w{n}-k{index}", ledger)
+        for index in range(MAX_KEYS_PER_WRITER):
+            if stop.is_set():
+                return
+            key = f"w{n}-k{index}"
+            with ledger.lock:
+                ledger.keys.append(key)
+            _create_until_acknowledged(client, key, ledger)
 
 
 def test_retried_creates_end_with_exactly_one_item_per_key(
@@ -92,10 +98,9 @@ def test_retried_creates_end_with_exactly_one_item_per_key(
     )
     headers = bearer(issuer.mint(subject="retrying-writer", ttl=600))
     ledger = Ledger()
-    pace = threading.Event()
-    pace.set()
+    stop = threading.Event()
     threads = [
-        threading.Thread(target=_writer, args=(n, service.url, headers, ledger, pace), daemon=True)
+        threading.Thread(target=_writer, args=(n, service.url, headers, ledger, stop), daemon=True)
         for n in range(WRITERS)
     ]
     started = time.monotonic()
@@ -111,7 +116,9 @@ def test_retried_creates_end_with_exactly_one_item_per_key(
         postgres_server.stop("immediate")
         time.sleep(OUTAGE_SECONDS)
         postgres_server.start()
+        time.sleep(1.0)  # writes after the restart, on the same processes
     finally:
+        stop.set()
         if not postgres_server.is_running():
             postgres_server.start()
         for thread in threads:
@@ -124,7 +131,7 @@ def test_retried_creates_end_with_exactly_one_item_per_key(
     for line in stored:
         name, item_id = line.split(" ")
         stored_by_key.setdefault(name, []).append(item_id)
-    keys = [f"w{n}-k{index}" for n in range(WRITERS) for index in range(KEYS_PER_WRITER)]
+    keys = list(ledger.keys)
     duplicates = sum(len(ids) - 1 for ids in stored_by_key.values() if len(ids) > 1)
     lost = [key for key in keys if key not in stored_by_key]
     answered_twice_differently = [key for key, ids in ledger.acknowledged.items() if len(ids) > 1]
