@@ -46,7 +46,8 @@ IDLE_CHECK_SECONDS = 1.0
 MIGRATION_DEADLINE_SECONDS = 30
 # The first half of the two-integer advisory lock a create under an idempotency key holds for its
 # transaction (the second half hashes owner and key). Two-integer and one-bigint advisory locks are
-# separate key spaces (PostgreSQL docs, "Advisory Locks"), so it can never meet the migrators' lock.
+# separate key spaces that "do not overlap" (https://www.postgresql.org/docs/current/functions-admin.html,
+# advisory lock functions), so it can never meet the migrators' lock.
 _IDEMPOTENCY_LOCK_CLASS = 0x69646B  # "idk"
 
 
