@@ -1,4 +1,5 @@
-"""`backend-iac`: the project's command line (plan, doctor, package, verify, serving, rollback, migrate).
+"""`backend-iac`: the project's command line (plan, doctor, package, verify, serving, rollback, migrate,
+backup, restore).
 
 This module owns the command line: one `add_<command>_parser` function per command declares its
 flags, and one small `<command>` function turns the parsed flags into a typed call of the tool's
@@ -20,7 +21,7 @@ from typing import Final, Literal
 from backend_iac.arguments import commit_sha, http_url
 
 DESCRIPTION: Final = """`backend-iac`: the project's command line (plan, doctor, package, verify, serving,
-rollback, migrate).
+rollback, migrate, backup, restore).
 
 Each command imports its heavy modules (Pulumi, YAML, HTTP clients) only when it runs, so
 `backend-iac --help` and the cheap commands stay fast.
@@ -88,6 +89,21 @@ _GUIDES: Final[dict[str, tuple[str, str, str]]] = {
         "service's start-up does; safe to run again.",
         "0 applied or nothing pending; 2 the settings are invalid or the database cannot be reached",
         "DATABASE_URL=postgresql://user@host/db ./backend-iac migrate",
+    ),
+    "backup": (
+        "Copy the embedded SQLite database (DATABASE_URL, else the default file) to FILE while the service\n"
+        "keeps writing, with SQLite's backup API: one consistent snapshot, checked (integrity, schema)\n"
+        "before success. Never overwrites FILE. PostgreSQL backs itself up (docs/service.md).",
+        "0 backed up and checked; 2 the settings are invalid, the database is PostgreSQL or locked, FILE\n"
+        "exists, or the copy failed its checks (the message says which)",
+        "./backend-iac backup /home/backups/backend-iac-$(date -u +%Y%m%dT%H%M%SZ).sqlite3",
+    ),
+    "restore": (
+        "Check a backup FILE (integrity, schema version) and copy it over the embedded SQLite database.\n"
+        "Stop the service first: the copy needs the database's write lock.",
+        "0 restored and checked; 2 the settings are invalid, the database is PostgreSQL or locked, or FILE\n"
+        "is missing or not a backend-iac database at the current schema",
+        "./backend-iac restore /home/backups/backend-iac-20261129T120000Z.sqlite3",
     ),
 }
 
@@ -342,6 +358,31 @@ def migrate(args: argparse.Namespace) -> int:
     return run_migrations()
 
 
+# backup / restore --------------------------------------------------------------------------------------
+
+
+def add_backup_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = _command_parser(commands, "backup", "copy the embedded SQLite database to FILE, online")
+    parser.add_argument("file", type=Path, metavar="FILE", help="the backup to write (must not exist)")
+
+
+def backup(args: argparse.Namespace) -> int:
+    from service.db.backup import run_backup_command
+
+    return run_backup_command("backup", args.file)
+
+
+def add_restore_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = _command_parser(commands, "restore", "restore the embedded SQLite database from FILE")
+    parser.add_argument("file", type=Path, metavar="FILE", help="the backup to restore")
+
+
+def restore(args: argparse.Namespace) -> int:
+    from service.db.backup import run_backup_command
+
+    return run_backup_command("restore", args.file)
+
+
 # The command line --------------------------------------------------------------------------------------
 
 Command = Callable[[argparse.Namespace], int]
@@ -356,6 +397,8 @@ COMMANDS: Final[dict[str, tuple[AddParser, Command]]] = {
     "serving": (add_serving_parser, serving),
     "rollback": (add_rollback_parser, rollback),
     "migrate": (add_migrate_parser, migrate),
+    "backup": (add_backup_parser, backup),
+    "restore": (add_restore_parser, restore),
 }
 
 

@@ -49,6 +49,14 @@ class DatabaseAuth(StrEnum):
     MANAGED_IDENTITY = "managed-identity"
 
 
+class SqliteStorage(StrEnum):
+    """SQLITE_STORAGE: how the SQLite store treats its file's filesystem (service.db.storage)."""
+
+    AUTO = "auto"  # detect it from /proc/self/mountinfo
+    LOCAL = "local"  # WAL, any number of worker processes
+    NETWORK = "network"  # rollback journal, exclusive lock, one worker process
+
+
 class ConfigurationError(Exception):
     """Start-up refused: the message lists every bad setting by name."""
 
@@ -161,6 +169,9 @@ class Settings(BaseSettings):
     # repr=False: the URL may carry a password, and a Settings repr must never show it.
     database_url: str | None = Field(default=None, repr=False)
     database_auth: DatabaseAuth = DatabaseAuth.PASSWORD
+    # auto: detect a network share under the SQLite file (App Service's /home is one); local or network
+    # override the detection (network is how the tests run the network-share mode on a local disk).
+    sqlite_storage: SqliteStorage = SqliteStorage.AUTO
     database_connect_timeout: float = Field(default=3.0, gt=0, le=30)
     database_statement_timeout: float = Field(default=5.0, gt=0, le=120)
     database_pool_size: int = Field(default=5, ge=1, le=50)

@@ -62,6 +62,8 @@ def on_starting(server: Any) -> None:
         server.log.error("start-up refused: %s", error)
         print(f"backend-iac: start-up refused: {error}", file=sys.stderr)
         sys.exit(3)
+    if not settings.uses_postgres:
+        _choose_sqlite_mode(server, settings)
     try:
         applied = asyncio.run(migrate_database(settings))
         server.log.info("schema migrations applied: %s", applied or "none pending")
@@ -93,3 +95,23 @@ def worker_exit(server: Any, worker: Any) -> None:
     from service import telemetry
 
     telemetry.flush_and_stop()
+
+
+def _choose_sqlite_mode(server: Any, settings: Any) -> None:
+    """Log the SQLite mode once, for the whole service; on a network share run exactly one worker.
+
+    The network-share mode holds the database's lock for the connection's life (service.db.storage):
+    a second worker would wait for it and answer 503, so the master starts one worker instead.
+    """
+    from service.db.storage import storage_mode, worker_count
+
+    mode = storage_mode(settings.sqlite_path, settings.sqlite_storage)
+    server.log.info("%s", mode.describe())
+    allowed = worker_count(server.num_workers, mode)
+    if allowed != server.num_workers:
+        server.log.warning(
+            "WEB_CONCURRENCY=%s lowered to %s: the SQLite file is on a network share",
+            server.num_workers,
+            allowed,
+        )
+        server.num_workers = allowed

@@ -16,6 +16,7 @@ from service.auth import JwksCache, KeySource, StaticKeys, TokenVerifier
 from service.config import AppEnv, Settings, get_settings
 from service.db.errors import DatabaseUnavailable
 from service.db.factory import open_store
+from service.db.store import Store
 from service.middleware import RequestContextMiddleware, RequestLimitsMiddleware, SecurityHeadersMiddleware
 from service.problems import PROBLEM_JSON, install_problem_handlers
 from service.routes import health, items, version
@@ -83,6 +84,27 @@ def _document_problems(schema: dict[str, Any]) -> None:
                     response["content"] = content
 
 
+# Each worker purges expired idempotency keys this long after start-up, then at this interval. Several
+# workers purging at once is harmless: a key deleted twice is deleted once.
+KEY_PURGE_FIRST_SECONDS: Final = 30.0
+KEY_PURGE_INTERVAL_SECONDS: Final = 600.0
+_KEY_PURGE_MAX_BATCHES: Final = 100
+
+
+async def purge_expired_keys_forever(store: Store, *, first: float, interval: float) -> None:
+    """Delete expired idempotency keys in the background, in short batches, off every request's path."""
+    delay = first
+    while True:
+        await asyncio.sleep(delay)
+        delay = interval
+        try:
+            for _ in range(_KEY_PURGE_MAX_BATCHES):  # bounded; the rest waits for the next round
+                if await store.purge_expired_idempotency_keys() == 0:
+                    break
+        except DatabaseUnavailable as error:
+            logger.warning("expired idempotency keys not purged", extra={"reason": str(error)})
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; settings default to the environment's, read once."""
 
@@ -113,11 +135,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "database not ready at start-up; readiness will report it", extra={"reason": str(error)}
             )
         app.state.store = store
+        purge = asyncio.create_task(
+            purge_expired_keys_forever(
+                store, first=KEY_PURGE_FIRST_SECONDS, interval=KEY_PURGE_INTERVAL_SECONDS
+            )
+        )
         try:
             yield
         finally:
             if isinstance(keys, JwksCache):
                 await keys.close()
+            purge.cancel()
+            await asyncio.gather(purge, return_exceptions=True)
             await store.close()
             # Here, not only in gunicorn's worker_exit: uvicorn ends a graceful shutdown by re-raising
             # SIGTERM, which kills the worker before worker_exit or atexit could run.
