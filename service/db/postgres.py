@@ -21,7 +21,7 @@ from anyio import to_thread
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from service.db.errors import DatabaseUnavailable, IdempotencyKeyInFlight
-from service.db.schema import ADVISORY_LOCK_KEY, MIGRATIONS, pending
+from service.db.schema import ADVISORY_LOCK_KEY, latest_version, pending
 from service.db.store import (
     FIND_KEY,
     FORGET_EXPIRED_KEY,
@@ -285,7 +285,7 @@ class PostgresStore(Store):
 
     async def ping(self) -> None:
         rows = await self._read("SELECT max(version) FROM schema_migrations", {})
-        if not rows or rows[0][0] != MIGRATIONS[-1].version:
+        if not rows or rows[0][0] != latest_version():
             raise DatabaseUnavailable("PostgreSQL schema is not at the current version")
 
     async def close(self) -> None:

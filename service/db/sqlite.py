@@ -15,7 +15,7 @@ from anyio import to_thread
 
 from service.config import SqliteStorage
 from service.db.errors import DatabaseUnavailable
-from service.db.schema import MIGRATIONS, pending
+from service.db.schema import latest_version, pending
 from service.db.storage import StorageMode, storage_mode
 from service.db.store import FIND_KEY, FORGET_EXPIRED_KEY, INSERT_ITEM, INSERT_KEY, Row, Store
 
@@ -152,7 +152,7 @@ class SqliteStore(Store):
 
     async def ping(self) -> None:
         rows = await self._read("SELECT max(version) FROM schema_migrations", {})
-        if not rows or rows[0][0] != MIGRATIONS[-1].version:
+        if not rows or rows[0][0] != latest_version():
             raise DatabaseUnavailable("SQLite schema is not at the current version")
 
     async def close(self) -> None:

@@ -222,7 +222,15 @@ class Store(ABC):
 
     async def adopt_items(self, *, owner: str, legacy_owner: str) -> int:
         """Give the items stored under `legacy_owner` (written before owners were namespaced) to `owner`;
-        return how many moved. Idempotent: a second call (another worker's, say) moves nothing."""
+        return how many moved. Idempotent: a second call (another worker's, say) moves nothing.
+
+        A read first: most callers have no legacy items, and a write (SQLite's write lock, a Postgres row
+        lock) for nothing would make a caller's first request wait on every other writer."""
+        legacy = await self._read(
+            "SELECT id FROM items WHERE owner = :legacy LIMIT 1", {"legacy": legacy_owner}
+        )
+        if not legacy:
+            return 0
         rows = await self._write(
             "UPDATE items SET owner = :owner WHERE owner = :legacy RETURNING id",
             {"owner": owner, "legacy": legacy_owner},

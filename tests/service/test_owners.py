@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from service.auth import owner_key, owner_namespace
 from service.config import Settings, load_settings
-from service.db import migrations
+from service.db import schema
 from service.db.factory import open_store
 from service.main import create_app
 from tests.support.issuer import LocalIssuer
@@ -68,7 +68,7 @@ def legacy_settings(settings: Settings) -> Settings:
             await store.close()
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:1])
+        patch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:1])
         asyncio.run(seed())
     return settings
 
@@ -116,7 +116,7 @@ def test_entra_sub_only_tokens_adopt_no_legacy_items(
             await store.close()
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(migrations, "MIGRATIONS", migrations.MIGRATIONS[:1])
+        patch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:1])
         asyncio.run(seed())
 
     def token(**claims: object) -> dict[str, str]:
