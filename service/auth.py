@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import ipaddress
 import json
 import logging
 import re
@@ -25,6 +24,8 @@ import httpx
 import jwt
 from cachetools import TLRUCache
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from service.urls import is_loopback_host
 
 logger = logging.getLogger("backend_iac.auth")
 
@@ -196,17 +197,6 @@ class JwksError(Exception):
     """A discovery or JWKS response refused: the message says why (logged, never shown to callers)."""
 
 
-def _is_loopback(host: str | None) -> bool:
-    if not host:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def _origin(url: str) -> tuple[str, str, int]:
     parts = urlsplit(url)
     try:
@@ -229,7 +219,7 @@ def check_jwks_uri(jwks_uri: object, *, issuer: str) -> str:
         msg = "discovery document has no jwks_uri string"
         raise JwksError(msg)
     parts = urlsplit(jwks_uri)
-    if parts.scheme != "https" and not (parts.scheme == "http" and _is_loopback(parts.hostname)):
+    if parts.scheme != "https" and not (parts.scheme == "http" and is_loopback_host(parts.hostname)):
         msg = "discovered jwks_uri must be https (http only on loopback)"
         raise JwksError(msg)
     if parts.username is not None or parts.password is not None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 from enum import StrEnum
@@ -15,6 +14,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service.redaction import redact, url_password
+from service.urls import is_loopback_host
 
 # The issuer `make token` signs for; only ever trusted when APP_ENV=development.
 DEVELOPMENT_ISSUER: Final = "http://127.0.0.1/backend-iac-dev"
@@ -59,17 +59,6 @@ class SqliteStorage(StrEnum):
 
 class ConfigurationError(Exception):
     """Start-up refused: the message lists every bad setting by name."""
-
-
-def _is_loopback(host: str | None) -> bool:
-    if host in (None, ""):
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def _postgres_url_problems(url: str) -> list[str]:
@@ -140,7 +129,7 @@ def telemetry_problems(
         endpoint = fields.get("ingestionendpoint")
         if endpoint:
             parts = urlsplit(endpoint)
-            if parts.scheme != "https" and not (parts.scheme == "http" and _is_loopback(parts.hostname)):
+            if parts.scheme != "https" and not (parts.scheme == "http" and is_loopback_host(parts.hostname)):
                 problems.append(
                     f"{name}: IngestionEndpoint must be an https:// URL (got {parts.scheme or endpoint!r})"
                 )
@@ -271,7 +260,9 @@ class Settings(BaseSettings):
         for name, url in (("AUTH_ISSUER", self.auth_issuer), ("AUTH_JWKS_URL", self.auth_jwks_url)):
             if url:
                 parts = urlsplit(url)
-                if parts.scheme != "https" and not (parts.scheme == "http" and _is_loopback(parts.hostname)):
+                if parts.scheme != "https" and not (
+                    parts.scheme == "http" and is_loopback_host(parts.hostname)
+                ):
                     problems.append(f"{name}: must be an https:// URL in production (got {parts.scheme}://)")
         return problems
 
