@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from tests.backend_iac.doctor.conftest import Tree, of, only
 
 
@@ -122,22 +120,19 @@ def test_production_setting_the_stack_does_not_set(tree: Tree) -> None:
     assert "AUTH_JWKS_URL" in finding.message
 
 
-@pytest.fixture
-def extra_app_settings(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """Settings added to those the stack program gives the web app (the evaluation runs the real program)."""
-    import stack.program
+def add_app_settings(tree: Tree, **extra: str) -> None:
+    """The tree's own program gives the web app these settings too (the doctor evaluates that program)."""
+    added = "".join(f"        {name!r}: {value!r},\n" for name, value in extra.items())
+    tree.replace(
+        "stack/program.py",
+        '        "AZURE_CLIENT_ID": identity_client_id,\n',
+        f'        "AZURE_CLIENT_ID": identity_client_id,\n{added}',
+    )
 
-    extra: dict[str, str] = {}
-    original = stack.program.app_settings
-    monkeypatch.setattr(stack.program, "app_settings", lambda *args: {**original(*args), **extra})
-    return extra
 
-
-def test_sqlite_forced_local_on_app_service_is_an_error(
-    tree: Tree, extra_app_settings: dict[str, str]
-) -> None:
+def test_sqlite_forced_local_on_app_service_is_an_error(tree: Tree) -> None:
     """SQLITE_STORAGE=local would turn WAL on over App Service's SMB share: refused, with why."""
-    extra_app_settings["SQLITE_STORAGE"] = "local"
+    add_app_settings(tree, SQLITE_STORAGE="local")
     finding = only(tree.findings())
     assert (finding.code, finding.layer, finding.severity) == (
         "sqlite-storage-forced-local",
@@ -149,19 +144,17 @@ def test_sqlite_forced_local_on_app_service_is_an_error(
     assert finding.file == "stack/program.py"
 
 
-def test_sqlite_with_several_workers_explains_the_single_worker(
-    tree: Tree, extra_app_settings: dict[str, str]
-) -> None:
+def test_sqlite_with_several_workers_explains_the_single_worker(tree: Tree) -> None:
     """WEB_CONCURRENCY above 1 on the embedded store is lowered at start-up: the doctor says so."""
-    extra_app_settings["WEB_CONCURRENCY"] = "4"
+    add_app_settings(tree, WEB_CONCURRENCY="4")
     finding = only(tree.findings())
     assert (finding.code, finding.severity) == ("sqlite-web-concurrency-lowered", "warning")
     assert "lowers it to 1" in finding.message
 
 
-def test_postgres_makes_the_sqlite_settings_moot(tree: Tree, extra_app_settings: dict[str, str]) -> None:
+def test_postgres_makes_the_sqlite_settings_moot(tree: Tree) -> None:
     """With PostgreSQL on, SQLITE_STORAGE and WEB_CONCURRENCY mean nothing to the doctor."""
     tree.set_config(enablePostgres=True)
-    extra_app_settings.update(SQLITE_STORAGE="local", WEB_CONCURRENCY="4")
+    add_app_settings(tree, SQLITE_STORAGE="local", WEB_CONCURRENCY="4")
     assert of(tree.findings(), "sqlite-storage-forced-local") == []
     assert of(tree.findings(), "sqlite-web-concurrency-lowered") == []
