@@ -133,14 +133,21 @@ def add_plan_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser
     _add_stack(parser)
     _add_format(parser)
     _add_root(parser)
+    parser.add_argument(
+        "--base",
+        default=None,
+        metavar="REF",
+        help="print what the working tree changes relative to REF (a commit, branch or tag), with the cost delta",
+    )
 
 
 def plan(args: argparse.Namespace) -> int:
-    from backend_iac.plan import print_plan
+    from backend_iac.plan import print_diff, print_plan
 
-    return print_plan(
-        root=resolve_root(args.root), stack=str(args.stack), output_format=_output_format(args.format)
-    )
+    root, stack, output_format = resolve_root(args.root), str(args.stack), _output_format(args.format)
+    if args.base is not None:
+        return print_diff(root=root, stack=stack, base=str(args.base), output_format=output_format)
+    return print_plan(root=root, stack=stack, output_format=output_format)
 
 
 # doctor ----------------------------------------------------------------------------------------------

@@ -8,9 +8,13 @@ mock engine that records every resource it declares. `backend-iac plan` and the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
+import importlib
 import json
 import runpy
-from collections.abc import Mapping
+import sys
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +22,7 @@ from typing import Any, Final
 
 import yaml
 
-from stack.config import LOCATION_KEY, PROJECT, StackConfigError, parse_stack_config
+from stack.config import LOCATION_KEY, PROJECT, StackConfig, StackConfigError, config_key, short_key
 
 _FAKE_SUBSCRIPTION: Final = "00000000-0000-0000-0000-00000000aaaa"
 _FAKE_TENANT: Final = "00000000-0000-0000-0000-00000000bbbb"
@@ -28,6 +32,10 @@ _FEDERATED_CREDENTIAL: Final = "azure-native:managedidentity:FederatedIdentityCr
 
 class StackFileError(Exception):
     """Pulumi.yaml or Pulumi.<stack>.yaml is missing or unreadable."""
+
+
+class ProgramError(Exception):
+    """The checkout cannot be evaluated: it has no program (stack/__main__.py), or its program fails."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +61,10 @@ class Evaluation:
     resources: tuple[DeclaredResource, ...]
     outputs: Mapping[str, Any]
     federated_subjects: tuple[str, ...] = field(default=())
+    # The stack config the program ran with, validated (None only for `run_under_mocks` alone), and the
+    # raw qualified values (`backend-iac:<key>` -> string) as the Pulumi CLI hands them to a program.
+    config: StackConfig | None = None
+    config_values: Mapping[str, str] = field(default_factory=dict)
 
     def of_type(self, resource_type: str) -> list[DeclaredResource]:
         return [resource for resource in self.resources if resource.type == resource_type]
@@ -83,25 +95,28 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 
 
 def stack_config_values(root: Path, stack: str) -> dict[str, str]:
-    """Pulumi.yaml's defaults overlaid with Pulumi.<stack>.yaml's values: qualified key -> config string.
+    """Pulumi.yaml's defaults overlaid with Pulumi.<stack>.yaml's values: qualified key -> config string."""
+    return config_values(_read_yaml(root / "Pulumi.yaml"), _read_yaml(root / f"Pulumi.{stack}.yaml"))
+
+
+def config_values(project: Mapping[str, Any], stack_file: Mapping[str, Any]) -> dict[str, str]:
+    """The config a program receives from a parsed Pulumi.yaml and Pulumi.<stack>.yaml, as the CLI builds it.
 
     Secure (`secure:`) values cannot be decrypted offline and are refused: this stack declares none.
     """
-    project = _read_yaml(root / "Pulumi.yaml")
     values: dict[str, str] = {}
     declared = project.get("config") or {}
     for name, spec in declared.items():
-        key = name if ":" in name else f"{PROJECT}:{name}"
+        key = name if ":" in name else config_key(name)
         if isinstance(spec, dict) and "default" in spec:
             values[key] = _pulumi_config_string(spec["default"])
         elif isinstance(spec, dict) and "value" in spec:
             values[key] = _pulumi_config_string(spec["value"])
-    stack_file = _read_yaml(root / f"Pulumi.{stack}.yaml")
     for key, value in (stack_file.get("config") or {}).items():
         if isinstance(value, dict) and "secure" in value:
             msg = f"{key}: a secure value cannot be read offline"
             raise StackConfigError({key: msg})
-        values[key if ":" in key else f"{PROJECT}:{key}"] = _pulumi_config_string(value)
+        values[key if ":" in key else config_key(key)] = _pulumi_config_string(value)
     return values
 
 
@@ -335,34 +350,123 @@ def _evaluate(program: Any, *, stack: str, config: Mapping[str, str]) -> Evaluat
     return Evaluation(stack=stack, resources=resources, outputs=outputs, federated_subjects=subjects)
 
 
-def evaluate_stack(root: Path, stack: str) -> Evaluation:
-    """Evaluate the real program (`<root>/stack/__main__.py`) for `Pulumi.<stack>.yaml` under Pulumi's mocks.
+def evaluate_stack(root: Path, stack: str, *, program: Path | None = None) -> Evaluation:
+    """Evaluate a checkout's own program (`<root>/stack/`) for `Pulumi.<stack>.yaml` under Pulumi's mocks.
 
     Config is read as the Pulumi CLI would: Pulumi.yaml's declared defaults, overlaid with the stack
     file's values. Returns every declared resource (type token, logical name, inputs with camelCase
     keys as the engine and the policy pack see them, and which input paths are secrets), the stack
-    outputs, and the exact federated credential subjects.
+    outputs, the exact federated credential subjects, and the validated StackConfig.
 
-    Raises StackFileError when a config file is missing or unreadable, and StackConfigError (its
-    `problems` map each fully qualified key to what is wrong) when the config is invalid; both carry
-    a message fit to print without a traceback.
+    `program` names another checkout whose `stack/` runs against `root`'s config files (the tests
+    evaluate this checkout's program for a stack file they write); the command line never sets it.
+
+    Raises StackFileError when a config file is missing or unreadable, StackConfigError (its
+    `problems` map each fully qualified key to what is wrong) when the config is invalid, and
+    ProgramError when the checkout has no program or its program fails; each carries a message fit to
+    print without a traceback.
     """
     values = stack_config_values(root, stack)
-    # Validate before running anything: the program would raise the same error inside the engine.
-    parse_stack_config(
-        {
-            key.removeprefix(f"{PROJECT}:"): value
-            for key, value in values.items()
-            if key.startswith(f"{PROJECT}:")
-        },
-        stack=stack,
-        location=values.get(LOCATION_KEY),
-    )
-    program_dir = root / "stack"
-    if not (program_dir / "__main__.py").is_file():
-        program_dir = Path(__file__).resolve().parents[1] / "stack"
+    return evaluate_program(program or root, stack, values)
 
-    def program() -> None:
-        runpy.run_path(str(program_dir / "__main__.py"), run_name="__pulumi_program__")
 
-    return run_under_mocks(program, stack=stack, config=values)
+def evaluate_program(checkout: Path, stack: str, values: Mapping[str, str]) -> Evaluation:
+    """Run `<checkout>/stack/__main__.py` under Pulumi's mocks with these config values (qualified keys).
+
+    The checkout's own `stack` and `service` packages are the ones imported, even when it is not the
+    checkout this tool runs from (`isolated_program`). The config is validated by the checkout's own
+    parser before anything runs: the program would raise the same error inside the engine.
+    """
+    main = checkout / "stack" / "__main__.py"
+    if not main.is_file():
+        msg = f"{checkout} holds no Pulumi program (no stack/__main__.py): not a backend-iac checkout"
+        raise ProgramError(msg)
+    with isolated_program(checkout):
+        config = _validated_config(checkout, stack, values)
+
+        def program() -> None:
+            runpy.run_path(str(main), run_name="__pulumi_program__")
+
+        try:
+            evaluation = run_under_mocks(program, stack=stack, config=values)
+        except Exception as error:
+            msg = f"the stack program in {checkout} failed under Pulumi's mocks: {_one_line(error)}"
+            raise ProgramError(msg) from None
+    return dataclasses.replace(evaluation, config=config, config_values=dict(values))
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+def _validated_config(checkout: Path, stack: str, values: Mapping[str, str]) -> StackConfig:
+    """The checkout's own parser's verdict on `values`, as this tool's StackConfig.
+
+    Inside `isolated_program`, `stack.config` is the checkout's module: its StackConfigError is turned
+    into this tool's (same `problems`), and its StackConfig copied field by field into this tool's.
+    """
+    try:
+        module = importlib.import_module("stack.config")
+        parse = module.parse_stack_config
+        project_values = {short_key(key): value for key, value in values.items() if short_key(key) != key}
+        parsed = parse(
+            project_values,
+            stack=stack,
+            location=values.get(LOCATION_KEY),
+        )
+    except StackConfigError:
+        raise
+    except Exception as error:
+        problems = getattr(error, "problems", None)
+        if isinstance(problems, Mapping):
+            raise StackConfigError({str(key): str(value) for key, value in problems.items()}) from None
+        msg = f"the stack config parser in {checkout} failed: {_one_line(error)}"
+        raise ProgramError(msg) from None
+    if isinstance(parsed, StackConfig):
+        return parsed
+    fields = {
+        f.name: getattr(parsed, f.name) for f in dataclasses.fields(StackConfig) if hasattr(parsed, f.name)
+    }
+    try:
+        return StackConfig(**fields)
+    except TypeError as error:
+        msg = f"the StackConfig of {checkout} does not have the fields this tool reads ({error})"
+        raise ProgramError(msg) from None
+
+
+# The packages a program imports from its own checkout (stack may read constants from service).
+PROGRAM_PACKAGES: Final = ("stack", "service")
+_THIS_CHECKOUT: Final = Path(__file__).resolve().parents[1]
+
+
+@contextlib.contextmanager
+def isolated_program(checkout: Path) -> Iterator[None]:
+    """While inside, `import stack...` and `import service...` resolve to `checkout`'s own packages.
+
+    For this tool's own checkout, nothing changes. For another one, the modules of those packages
+    already imported are set aside, the checkout goes first on sys.path, and on the way out its
+    modules are dropped and the set-aside ones put back: no second Python start-up, and the process
+    is left as it was. A checkout without `service/__init__.py` falls back to this one's `service`.
+    """
+    if checkout.resolve() == _THIS_CHECKOUT:
+        yield
+        return
+
+    def ours(name: str) -> bool:
+        return name.partition(".")[0] in PROGRAM_PACKAGES
+
+    set_aside = {name: module for name, module in sys.modules.items() if ours(name)}
+    for name in set_aside:
+        del sys.modules[name]
+    entry = str(checkout.resolve())
+    sys.path.insert(0, entry)
+    importlib.invalidate_caches()
+    try:
+        yield
+    finally:
+        sys.path.remove(entry)
+        for name in [name for name in sys.modules if ours(name)]:
+            del sys.modules[name]
+        sys.modules.update(set_aside)
+        importlib.invalidate_caches()

@@ -30,8 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
-from service.routes.version import BUILD_INFO_FILE
-from service.startup import ASGI_APP, GUNICORN_CONFIG
+from service.startup import ASGI_APP, BUILD_INFO_FILE, GUNICORN_CONFIG
 
 # What the artifact is made of, read from the commit. Nothing else from the repository goes in.
 SOURCE_PACKAGE: Final = "service"

@@ -1,7 +1,7 @@
 """`backend-iac plan`: the stack's resources, the policy verdict and an estimated cost, with no credentials.
 
 Exit codes: 0 the stack passes the policy pack, 1 a policy is violated, 2 the config is unreadable or
-invalid (the message names the key).
+invalid (the message names the key), or the checkout has no program or its program fails.
 """
 
 from __future__ import annotations
@@ -226,7 +226,7 @@ def build_report(root: Path, stack: str) -> dict[str, Any]:
 
 def print_plan(*, root: Path, stack: str, output_format: Literal["text", "json"]) -> int:
     """The `plan` command: print the report as text or JSON; exit 0 pass, 1 policy violated, 2 bad config."""
-    from backend_iac.evaluate import StackFileError
+    from backend_iac.evaluate import ProgramError, StackFileError
     from backend_iac.terminal import is_styled
     from policy.rules import PolicyConfigError
     from stack.config import StackConfigError
@@ -244,6 +244,9 @@ def print_plan(*, root: Path, stack: str, output_format: Literal["text", "json"]
     except PolicyConfigError as error:
         sys.stderr.write(f"backend-iac plan: the policy pack's configuration is invalid: {error}\n")
         return 2
+    except ProgramError as error:
+        sys.stderr.write(f"backend-iac plan: cannot evaluate stack {stack!r}: {error}\n")
+        return 2
     if output_format == "json":
         json.dump(report, sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")
@@ -252,3 +255,202 @@ def print_plan(*, root: Path, stack: str, output_format: Literal["text", "json"]
     else:
         _print_text(report, sys.stdout)
     return 1 if report["violations"] else 0
+
+
+# Inputs whose change Azure carries out by deleting and re-creating the resource. azure-native replaces a
+# resource when any property in its ARM resource path changes ("Any property from the path of a resource
+# URL must cause replacement on update", pulumi/pulumi-azure-native issue 77): the resource group and the
+# resource's own name (and its parents' names) are in that path. A resource's `location` cannot change in
+# place either: ARM refuses it with InvalidResourceLocation (pulumi/pulumi-azure-native issue 3053, where
+# a preview showed an update and `pulumi up` then failed).
+REPLACING_INPUTS: Final = frozenset(
+    {
+        "location",
+        "resourceGroupName",
+        "name",
+        "serverName",
+        "vaultName",
+        "resourceName",
+        "databaseName",
+        "firewallRuleName",
+        "configurationName",
+        "secretName",
+        "roleAssignmentName",
+        "scope",
+        "objectId",
+        "federatedIdentityCredentialResourceName",
+    }
+)
+
+
+class RefError(Exception):
+    """The base ref does not name a commit of the repository."""
+
+
+def _leaves(value: Any, path: str = "") -> dict[str, Any]:
+    """Dotted path -> leaf value (lists keep their order as [index])."""
+    if isinstance(value, Mapping) and value:
+        found: dict[str, Any] = {}
+        for key, item in value.items():
+            found.update(_leaves(item, f"{path}.{key}" if path else str(key)))
+        return found
+    if isinstance(value, list) and value:
+        found = {}
+        for index, item in enumerate(value):
+            found.update(_leaves(item, f"{path}[{index}]"))
+        return found
+    return {path: value}
+
+
+def extract_ref(root: Path, ref: str, destination: Path) -> str:
+    """Write the tree of `ref` (a commit, branch or tag of the repository at `root`) into `destination`
+    with `git archive`; return the commit. RefError when git does not know the ref."""
+    import subprocess
+    import tarfile
+
+    def git(*argv: str) -> bytes:
+        result = subprocess.run(  # noqa: S603 - git with fixed arguments; the ref is one argv item
+            ["git", "-C", str(root), *argv],  # noqa: S607 - git from PATH, as package.py runs it
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+        if result.returncode != 0:
+            detail = result.stderr.decode(errors="replace").strip().splitlines()
+            msg = f"{ref!r} is not a commit of {root} ({detail[-1] if detail else 'git failed'})"
+            raise RefError(msg)
+        return result.stdout
+
+    if ref.startswith("-"):
+        msg = f"{ref!r} is not a commit of {root} (a ref cannot start with '-')"
+        raise RefError(msg)
+    commit = git("rev-parse", "--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}").decode().strip()
+    archive = git("archive", "--format=tar", commit)
+    import io
+
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(destination, filter="data")
+    return commit
+
+
+def _report_resources(report: Mapping[str, Any]) -> dict[tuple[str, str], Mapping[str, Any]]:
+    return {(r["type"], r["name"]): r["inputs"] for r in report["resources"]}
+
+
+def _costs(report: Mapping[str, Any]) -> dict[str, float]:
+    return {str(item["resource"]): float(item["monthly_usd"]) for item in report["estimate"]["items"]}
+
+
+def diff_reports(base: Mapping[str, Any], head: Mapping[str, Any]) -> dict[str, Any]:
+    """What head changes relative to base: added, removed and changed resources (inputs old -> new, with
+    "replace" when a replacing input changed), head's violations, both monthly costs and the delta."""
+    old, new = _report_resources(base), _report_resources(head)
+    old_cost, new_cost = _costs(base), _costs(head)
+
+    def cost_of(costs: Mapping[str, float], name: str) -> float:
+        return round(sum(value for key, value in costs.items() if key == name), 2)
+
+    added = [
+        {"type": t, "name": n, "monthly_usd": cost_of(new_cost, n)}
+        for (t, n) in sorted(new.keys() - old.keys())
+    ]
+    removed = [
+        {"type": t, "name": n, "monthly_usd": -cost_of(old_cost, n)}
+        for (t, n) in sorted(old.keys() - new.keys())
+    ]
+    changed = []
+    for key in sorted(old.keys() & new.keys()):
+        before, after = _leaves(dict(old[key])), _leaves(dict(new[key]))
+        inputs = {
+            path: {"old": before.get(path), "new": after.get(path)}
+            for path in sorted(before.keys() | after.keys())
+            if before.get(path) != after.get(path)
+        }
+        if inputs:
+            replace = any(path.partition(".")[0].partition("[")[0] in REPLACING_INPUTS for path in inputs)
+            delta = round(cost_of(new_cost, key[1]) - cost_of(old_cost, key[1]), 2)
+            changed.append(
+                {"type": key[0], "name": key[1], "replace": replace, "inputs": inputs, "monthly_usd": delta}
+            )
+    base_total, head_total = float(base["monthly_cost_usd"]), float(head["monthly_cost_usd"])
+    return {
+        "added": added,
+        "removed": removed,
+        "changed": changed,
+        "violations": head["violations"],
+        "monthly_cost_usd": {
+            "base": base_total,
+            "head": head_total,
+            "delta": round(head_total - base_total, 2),
+        },
+    }
+
+
+def build_diff(root: Path, stack: str, base: str) -> tuple[dict[str, Any], str]:
+    """The plan of `root`'s working tree against the plan of `base` (a ref of `root`'s repository), each
+    evaluated with its own program and config file; and the commit `base` names."""
+    import tempfile
+
+    head_report = build_report(root, stack)
+    with tempfile.TemporaryDirectory(prefix="backend-iac-base-") as scratch:
+        commit = extract_ref(root, base, Path(scratch))
+        base_report = build_report(Path(scratch), stack)
+    return {"base": base, "head": "working tree", **diff_reports(base_report, head_report)}, commit
+
+
+def _money(value: float) -> str:
+    return f"{'+' if value > 0 else '-' if value < 0 else ''}${abs(value):.2f}"
+
+
+def _print_diff(diff: Mapping[str, Any], commit: str, out: TextIO) -> None:
+    cost = diff["monthly_cost_usd"]
+    out.write(
+        f"Plan of the working tree against {diff['base']} ({commit[:12]}), offline under Pulumi mocks\n\n"
+    )
+    if not (diff["added"] or diff["removed"] or diff["changed"]):
+        out.write("No resource changes.\n")
+    for item in diff["added"]:
+        out.write(f"+ {item['type']}  {item['name']}  ({_money(item['monthly_usd'])}/month)\n")
+    for item in diff["removed"]:
+        out.write(f"- {item['type']}  {item['name']}  ({_money(item['monthly_usd'])}/month)\n")
+    for item in diff["changed"]:
+        mark = "+-" if item["replace"] else "~"
+        what = "replace" if item["replace"] else "update"
+        out.write(f"{mark} {item['type']}  {item['name']}  [{what}]  ({_money(item['monthly_usd'])}/month)\n")
+        for path, change in item["inputs"].items():
+            out.write(f"    {path}: {_show(path, change['old'])} -> {_show(path, change['new'])}\n")
+    violations = diff["violations"]
+    out.write("\nPolicy pack (policy/), new side: ")
+    out.write("passed, no violations\n" if not violations else f"{len(violations)} violation(s)\n")
+    for violation in violations:
+        out.write(f"  [{violation['policy']}] {violation['resource_name'] or ''} {violation['message']}\n")
+    out.write(
+        f"\nEstimated monthly cost: ${cost['base']:.2f} -> ${cost['head']:.2f} USD ({_money(cost['delta'])})\n"
+    )
+
+
+def print_diff(*, root: Path, stack: str, base: str, output_format: Literal["text", "json"]) -> int:
+    """`plan --base REF`: the difference, as text or JSON; exit 0, 1 a violation in the new side, 2 bad
+    config, an unknown ref, or a side whose program cannot be evaluated."""
+    from backend_iac.evaluate import ProgramError, StackFileError
+    from stack.config import StackConfigError
+
+    try:
+        diff, commit = build_diff(root, stack, base)
+    except RefError as error:
+        sys.stderr.write(f"backend-iac plan: unknown base: {error}\n")
+        return 2
+    except StackConfigError as error:
+        sys.stderr.write(f"backend-iac plan: invalid config for stack {stack!r}:\n")
+        for key, message in error.problems.items():
+            sys.stderr.write(f"  {key}: {message}\n")
+        return 2
+    except (StackFileError, ProgramError) as error:
+        sys.stderr.write(f"backend-iac plan: cannot evaluate stack {stack!r}: {error}\n")
+        return 2
+    if output_format == "json":
+        json.dump(diff, sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
+    else:
+        _print_diff(diff, commit, sys.stdout)
+    return 1 if diff["violations"] else 0

@@ -22,10 +22,16 @@ PRICED_REGION: Final = "eastus"
 HOURS_PER_MONTH: Final = 730
 
 # USD per instance-hour, Linux App Service plans.
+# Basic (B1-B3) corrected on 2026-11-29 (issue 9): B1 $0.017/h is $12.41 for 730 hours, the figure the
+# Azure pricing calculator gives for "Basic Tier; 1 B1 ... x 730 Hours; Linux OS" (quoted in
+# PacktPublishing/ASP.NET-8.0-Core-Essentials, Chapter10/README.md, an East US 2 estimate; East US is the
+# same list price per the issue's check). B2 $0.034/h and B3 $0.067/h are the issue's checked figures; I
+# found no second public source for them ("unchecked" by this change). The other tiers are as recorded
+# on PRICES_AS_OF.
 APP_SERVICE_HOURLY: Final[Mapping[str, float]] = {
-    "B1": 0.018,
-    "B2": 0.036,
-    "B3": 0.071,
+    "B1": 0.017,
+    "B2": 0.034,
+    "B3": 0.067,
     "S1": 0.095,
     "S2": 0.190,
     "S3": 0.380,

@@ -33,6 +33,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from service.startup import HEALTH_PATH
+
 INITIAL_DELAY_SECONDS: Final = 1.0
 MAX_DELAY_SECONDS: Final = 15.0
 BACKOFF_FACTOR: Final = 1.6
@@ -143,8 +145,8 @@ def probe(client: httpx.Client, base: str, commit: str, *, request_timeout: floa
     """One attempt through the layers: liveness, then the serving commit, then readiness."""
     expected = commit.strip().lower()
     try:
-        health = client.get(f"{base}/healthz", timeout=request_timeout)
-        not_ours = _not_the_app(health, "/healthz")
+        health = client.get(f"{base}{HEALTH_PATH}", timeout=request_timeout)
+        not_ours = _not_the_app(health, HEALTH_PATH)
         if not_ours is not None:
             return not_ours
 

@@ -15,6 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final, Literal
 
+from stack.github_subjects import subject_prefix_for
+
+# The config key namespace: the project's own keys are `backend-iac:<name>` (Pulumi.yaml's `name`).
 PROJECT: Final = "backend-iac"
 LOCATION_KEY: Final = "azure-native:location"
 
@@ -121,7 +124,7 @@ class StackConfig:
     @property
     def subject_prefix(self) -> str:
         """What every federated subject starts with, up to the `:` before the ref, environment or event."""
-        return self.github_subject_prefix or f"repo:{self.github_repository}"
+        return subject_prefix_for(self.github_repository, self.github_subject_prefix)
 
     @property
     def resource_group_name(self) -> str:
@@ -133,8 +136,14 @@ class StackConfig:
         return {"project": self.project, "stack": self.stack, "managed-by": "pulumi"}
 
 
-def _key(name: str) -> str:
+def config_key(name: str) -> str:
+    """The fully qualified key of one of the project's settings: `backend-iac:<name>`."""
     return f"{PROJECT}:{name}"
+
+
+def short_key(key: str) -> str:
+    """The name of a project key as written in Pulumi.yaml (`backend-iac:` dropped); others unchanged."""
+    return key.removeprefix(f"{PROJECT}:")
 
 
 class _Reader:
@@ -150,14 +159,14 @@ class _Reader:
     def string(self, name: str) -> str:
         value = self._raw(name)
         if value is None or not value.strip():
-            self.problems[_key(name)] = "required (set it with `pulumi config set`)"
+            self.problems[config_key(name)] = "required (set it with `pulumi config set`)"
             return ""
         return value.strip()
 
     def boolean(self, name: str) -> bool:
         value = self._raw(name)
         if value is None or value.strip().lower() not in ("true", "false"):
-            self.problems[_key(name)] = f"must be true or false (got {value!r})"
+            self.problems[config_key(name)] = f"must be true or false (got {value!r})"
             return False
         return value.strip().lower() == "true"
 
@@ -166,7 +175,7 @@ class _Reader:
         try:
             return int(value or "")
         except ValueError:
-            self.problems[_key(name)] = f"must be an integer (got {value!r})"
+            self.problems[config_key(name)] = f"must be an integer (got {value!r})"
             return 0
 
     def optional_string(self, name: str) -> str:
@@ -180,16 +189,16 @@ class _Reader:
         except json.JSONDecodeError:
             items = None
         if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
-            self.problems[_key(name)] = f"must be a list of names (got {value!r})"
+            self.problems[config_key(name)] = f"must be a list of names (got {value!r})"
             return ()
         bad = [item for item in items if not _REF_NAME.fullmatch(item)]
         if bad:
-            self.problems[_key(name)] = (
+            self.problems[config_key(name)] = (
                 f"{bad[0]!r} cannot appear in a federated credential subject "
                 "(letters, digits and . _ / + - only; Entra matches subjects literally, no wildcards)"
             )
         if len(set(items)) != len(items):
-            self.problems[_key(name)] = "lists a name twice"
+            self.problems[config_key(name)] = "lists a name twice"
         return tuple(items)
 
 
@@ -198,12 +207,12 @@ def parse_stack_config(values: Mapping[str, str], *, stack: str, location: str |
     read = _Reader(values)
     repository = read.string("githubRepository")
     if repository and not _REPOSITORY.fullmatch(repository):
-        read.problems[_key("githubRepository")] = (
+        read.problems[config_key("githubRepository")] = (
             f"must be owner/name as GitHub spells it (got {repository!r})"
         )
     subject_prefix = read.optional_string("githubSubjectPrefix")
     if subject_prefix and not _SUBJECT_PREFIX.fullmatch(subject_prefix):
-        read.problems[_key("githubSubjectPrefix")] = _subject_prefix_problem(subject_prefix)
+        read.problems[config_key("githubSubjectPrefix")] = _subject_prefix_problem(subject_prefix)
     branches = read.names("githubBranches")
     tags = read.names("githubTags")
     environments = read.names("githubEnvironments")
@@ -212,38 +221,38 @@ def parse_stack_config(values: Mapping[str, str], *, stack: str, location: str |
         [f"branch-{b}" for b in branches] + [f"tag-{t}" for t in tags] + [f"env-{e}" for e in environments]
     )
     if len({re.sub(r"[^A-Za-z0-9_-]", "-", name) for name in names}) != len(names):
-        read.problems[_key("githubBranches")] = (
+        read.problems[config_key("githubBranches")] = (
             "two branches, tags or environments differ only by '/' or '.' versus '-', "
             "which gives their federated credentials the same name"
         )
     if len(branches) + len(tags) + len(environments) > MAX_FEDERATED_CREDENTIALS:
-        read.problems[_key("githubBranches")] = (
+        read.problems[config_key("githubBranches")] = (
             f"branches, tags and environments together exceed Entra's {MAX_FEDERATED_CREDENTIALS} "
             "federated credentials per identity"
         )
 
     sku = read.string("appServiceSku")
     if sku and sku not in APP_SERVICE_SKU_TIERS:
-        read.problems[_key("appServiceSku")] = (
+        read.problems[config_key("appServiceSku")] = (
             f"unknown SKU {sku!r}; one of {', '.join(APP_SERVICE_SKU_TIERS)}"
         )
     instances = read.integer("instanceCount")
     tier = APP_SERVICE_SKU_TIERS.get(sku)
     most = min(MAX_INSTANCES, TIER_MAX_INSTANCES[tier]) if tier else MAX_INSTANCES
-    if _key("instanceCount") not in read.problems and not 1 <= instances <= most:
-        read.problems[_key("instanceCount")] = (
+    if config_key("instanceCount") not in read.problems and not 1 <= instances <= most:
+        read.problems[config_key("instanceCount")] = (
             f"must be between 1 and {most} for {sku or 'this SKU'} (got {instances})"
         )
     python_version = read.string("pythonVersion")
     if python_version and python_version not in PYTHON_VERSIONS:
-        read.problems[_key("pythonVersion")] = (
+        read.problems[config_key("pythonVersion")] = (
             f"App Service's Linux runtime does not offer Python {python_version} for this service; "
             f"one of {', '.join(PYTHON_VERSIONS)}"
         )
 
     issuer = read.string("authIssuer")
     if issuer and not issuer.startswith("https://"):
-        read.problems[_key("authIssuer")] = f"must be an https:// URL (got {issuer!r})"
+        read.problems[config_key("authIssuer")] = f"must be an https:// URL (got {issuer!r})"
     audience = read.string("authAudience")
 
     enable_postgres = read.boolean("enablePostgres")
@@ -252,14 +261,14 @@ def parse_stack_config(values: Mapping[str, str], *, stack: str, location: str |
     if auth == "password":
         postgres_auth = "password"
     elif auth and auth != "managed-identity":
-        read.problems[_key("postgresAuth")] = f"must be managed-identity or password (got {auth!r})"
+        read.problems[config_key("postgresAuth")] = f"must be managed-identity or password (got {auth!r})"
     if postgres_auth == "password" and not enable_postgres:
-        read.problems[_key("postgresAuth")] = (
+        read.problems[config_key("postgresAuth")] = (
             "password needs enablePostgres: true (there is no server to sign in to)"
         )
     database = read.string("postgresDatabaseName")
     if database and not _DATABASE_NAME.fullmatch(database):
-        read.problems[_key("postgresDatabaseName")] = (
+        read.problems[config_key("postgresDatabaseName")] = (
             f"must be a lower-case PostgreSQL identifier (got {database!r})"
         )
     login = read.string("postgresAdminLogin")
@@ -268,7 +277,7 @@ def parse_stack_config(values: Mapping[str, str], *, stack: str, location: str |
         and login
         and (not _ADMIN_LOGIN.fullmatch(login) or login in _RESERVED_LOGINS)
     ):
-        read.problems[_key("postgresAdminLogin")] = (
+        read.problems[config_key("postgresAdminLogin")] = (
             f"{login!r} is not a login Azure accepts for the administrator "
             "(lower-case letters, digits, '_'; not a reserved name such as admin or postgres)"
         )
@@ -278,7 +287,7 @@ def parse_stack_config(values: Mapping[str, str], *, stack: str, location: str |
     if network == "public":
         postgres_network = "public"
     elif network and network != "private":
-        read.problems[_key("postgresNetwork")] = (
+        read.problems[config_key("postgresNetwork")] = (
             f"must be private or public (got {network!r}); changing it on an existing server replaces the "
             "server and its data (see docs/stack.md, 'Moving a database between networks')"
         )
@@ -329,14 +338,16 @@ def _network_ranges(read: _Reader) -> tuple[str, str, str]:
         if not text:
             continue
         if "/" not in text:
-            read.problems[_key(name)] = (
+            read.problems[config_key(name)] = (
                 f"must be an IPv4 range in CIDR form such as 10.20.0.0/22 (got {text!r})"
             )
             continue
         try:
             parsed[name] = ipaddress.IPv4Network(text, strict=True)
         except ValueError as error:
-            read.problems[_key(name)] = f"must be an IPv4 range in CIDR form such as 10.20.0.0/22 ({error})"
+            read.problems[config_key(name)] = (
+                f"must be an IPv4 range in CIDR form such as 10.20.0.0/22 ({error})"
+            )
     space = parsed.get("vnetAddressSpace")
     smallest = {"appSubnetPrefix": MIN_APP_SUBNET_PREFIX, "postgresSubnetPrefix": MIN_POSTGRES_SUBNET_PREFIX}
     for name, most in smallest.items():
@@ -344,14 +355,14 @@ def _network_ranges(read: _Reader) -> tuple[str, str, str]:
         if subnet is None:
             continue
         if subnet.prefixlen > most:
-            read.problems[_key(name)] = (
+            read.problems[config_key(name)] = (
                 f"{subnet} is too small: Azure needs at least a /{most} ({2 ** (32 - most)} addresses) here"
             )
         elif space is not None and not subnet.subnet_of(space):
-            read.problems[_key(name)] = f"{subnet} lies outside vnetAddressSpace {space}"
+            read.problems[config_key(name)] = f"{subnet} lies outside vnetAddressSpace {space}"
     app, database = parsed.get("appSubnetPrefix"), parsed.get("postgresSubnetPrefix")
     if app is not None and database is not None and app.overlaps(database):
-        read.problems[_key("postgresSubnetPrefix")] = (
+        read.problems[config_key("postgresSubnetPrefix")] = (
             f"{database} overlaps appSubnetPrefix {app}: each subnet is delegated to one service"
         )
     return texts[0], texts[1], texts[2]

@@ -26,6 +26,15 @@ class Subject:
     credential_name: str
 
 
+def subject_prefix_for(repository: str, configured: str = "") -> str:
+    """What every subject of `repository` starts with, up to the `:` before the ref, environment or event.
+
+    The one place the rule is written: `configured` (githubSubjectPrefix) when set, since GitHub's
+    immutable subject format carries owner and repository ids only GitHub knows; else `repo:<owner>/<name>`.
+    """
+    return configured or f"repo:{repository}"
+
+
 def _credential_name(kind: str, value: str) -> str:
     # Federated credential names: letters, digits, '-' and '_', starting with a letter or digit.
     return f"{kind}-{re.sub(r'[^A-Za-z0-9_-]', '-', value)}"[:120]
@@ -46,7 +55,7 @@ def subjects_for(
     owner and repository ids, which only GitHub knows. Credential names never include it: setting it
     changes the credentials' subjects, never their names.
     """
-    prefix = subject_prefix or f"repo:{repository}"
+    prefix = subject_prefix_for(repository, subject_prefix)
     subjects = [
         Subject(f"{prefix}:ref:refs/heads/{b}", "deploy", _credential_name("branch", b)) for b in branches
     ]

@@ -34,12 +34,13 @@ def explain_code(code: str, *, root: Path, stack: str, out: TextIO, err: TextIO)
     prefix: str | None = None
     subjects: list[str] = []
     try:
-        from backend_iac.evaluate import evaluate_stack, stack_config_values
+        from backend_iac.evaluate import evaluate_stack
 
-        values = stack_config_values(root, stack)
-        repository = values.get("backend-iac:githubRepository")
-        prefix = values.get("backend-iac:githubSubjectPrefix") or None
-        subjects = list(evaluate_stack(root, stack).federated_subjects)
+        evaluation = evaluate_stack(root, stack)
+        if evaluation.config is not None:
+            repository = evaluation.config.github_repository
+            prefix = evaluation.config.subject_prefix
+        subjects = list(evaluation.federated_subjects)
     except Exception:  # noqa: S110 - the explanation stands without this stack's facts
         pass
     text = explain(code, repository=repository, subjects=subjects, prefix=prefix)

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from stack.github_subjects import GITHUB_ISSUER, TOKEN_EXCHANGE_AUDIENCE
+from stack.github_subjects import GITHUB_ISSUER, TOKEN_EXCHANGE_AUDIENCE, subject_prefix_for
 
 
 @dataclass(frozen=True)
@@ -30,10 +30,14 @@ _SUBJECT_CHECKS: Final = (
     "Compare the `subject claim` azure/login prints in the failed run with the list above, character "
     "for character; if it is missing, add the branch, tag or environment to githubBranches, githubTags "
     "or githubEnvironments and run `pulumi up`.",
-    "If the printed subject carries numeric ids after the owner and the name (`repo:owner@123/name@456:...`; "
-    "GitHub's changelog of 2026-04-23 shows `repo:owner-123/name-456:...`), the repository uses GitHub's "
-    "immutable subject format (the default for repositories created, renamed or transferred since mid-2026, "
-    "and for those opted in): copy everything before `:ref:`, `:environment:` or "
+    # GitHub's docs, "Immutable subject claims" (github/docs pull request 45221): "The immutable ID is
+    # appended to each name with an `@` delimiter", e.g. repo:octocat@123456/my-repo@456789. The 2026-04-23
+    # changelog's `-` form and June date were superseded; 2026-07-15 is the
+    # date in issue 9 and in public repositories that hit the cutover (GitHub's own text with it unchecked).
+    "If the printed subject carries numeric ids after the owner and the name, each after an `@` "
+    "(`repo:owner@123/name@456:...`), the repository uses GitHub's immutable subject format (the default "
+    "for repositories created after 2026-07-15 and for renames and transfers after that date, and for "
+    "those opted in): copy everything before `:ref:`, `:environment:` or "
     "`:pull_request` (or the prefix the repository's OIDC settings preview) into githubSubjectPrefix, "
     "e.g. `pulumi config set githubSubjectPrefix 'repo:owner@123/name@456'`, and run `pulumi up` "
     "(this stack's subjects start with `{prefix}`).",
@@ -219,7 +223,7 @@ def explain(
     )
     facts = {
         "repository": repository or "<githubRepository>",
-        "prefix": prefix or f"repo:{repository or '<githubRepository>'}",
+        "prefix": subject_prefix_for(repository or "<githubRepository>", prefix or ""),
         "subjects": listed,
         "issuer": GITHUB_ISSUER,
         "audience": TOKEN_EXCHANGE_AUDIENCE,

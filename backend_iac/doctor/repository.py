@@ -1,9 +1,12 @@
-"""Everything the checks read, loaded once: workflows, the stack files, the evaluated program, the remote."""
+"""Everything the checks read, loaded once: workflows, the stack files, the evaluated program, the remote.
+
+Each file is read once: Pulumi.yaml and Pulumi.<stack>.yaml are parsed here (with the line of every
+key, for findings) and the program is evaluated with the config built from those same documents.
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -11,6 +14,7 @@ from typing import Any, Final
 from backend_iac.doctor.documents import MarkedDict, load_mapping, load_toml
 from backend_iac.doctor.workflows import DEFAULT_BRANCH, Workflow, read_workflows
 from backend_iac.evaluate import DeclaredResource, Evaluation
+from stack.config import StackConfig, config_key, short_key
 
 PROJECT_FILE: Final = "Pulumi.yaml"
 FEDERATED_CREDENTIAL: Final = "azure-native:managedidentity:FederatedIdentityCredential"
@@ -43,7 +47,6 @@ class Repository:
     project_file: MarkedDict
     stack_file: MarkedDict
     pyproject: dict[str, Any]
-    config: Mapping[str, str]  # qualified key -> value, as the Pulumi CLI hands it to the program
     evaluation: Evaluation | None
     # Why the program could not be evaluated: qualified config key (or "") -> problem.
     evaluation_problems: dict[str, str] = field(default_factory=dict)
@@ -55,23 +58,27 @@ class Repository:
         return f"Pulumi.{self.stack}.yaml"
 
     @property
+    def config(self) -> StackConfig | None:
+        """The validated stack config the program ran with; None when it could not be evaluated."""
+        return self.evaluation.config if self.evaluation is not None else None
+
+    @property
     def repository(self) -> str | None:
-        return self.config.get("backend-iac:githubRepository")
+        return self.config.github_repository if self.config is not None else None
 
     @property
     def subject_prefix(self) -> str | None:
-        """What the workflows' subjects start with: githubSubjectPrefix when set, else `repo:<githubRepository>`."""
-        prefix = self.config.get("backend-iac:githubSubjectPrefix")
-        if prefix:
-            return prefix
-        return f"repo:{self.repository}" if self.repository else None
+        """What the workflows' subjects start with (StackConfig.subject_prefix's rule)."""
+        return self.config.subject_prefix if self.config is not None else None
 
     def config_location(self, key: str) -> tuple[str, int | None]:
-        """Where a config key is set: the stack file if it sets it, else its declaration in Pulumi.yaml."""
+        """Where a config key (`pythonVersion`, or qualified `azure-native:location`) is set: the stack
+        file if it sets it, else its declaration in Pulumi.yaml."""
+        short = short_key(key)
+        qualified = key if ":" in key else config_key(key)
         stack_config = self.stack_file.get("config")
-        short = key.removeprefix("backend-iac:")
         if isinstance(stack_config, MarkedDict):
-            for candidate in (key, short):
+            for candidate in (qualified, short):
                 if candidate in stack_config:
                     return self.stack_file_name, stack_config.line_of(candidate)
         project_config = self.project_file.get("config")
@@ -163,7 +170,8 @@ def origin_default_branch(root: Path) -> str:
 
 def load_repository(root: Path, stack: str) -> Repository:
     """Read every input; DoctorInputError (exit 2) when a file is missing or malformed."""
-    from backend_iac.evaluate import StackFileError, evaluate_stack, stack_config_values
+    from backend_iac.doctor.findings import DoctorInputError
+    from backend_iac.evaluate import ProgramError, StackFileError, config_values, evaluate_program
     from stack.config import StackConfigError
 
     project_file = load_mapping(root, root / PROJECT_FILE)
@@ -171,18 +179,16 @@ def load_repository(root: Path, stack: str) -> Repository:
     workflows = read_workflows(root)
     pyproject = load_toml(root, root / "pyproject.toml")
 
+    if not (root / "stack" / "__main__.py").is_file():
+        raise DoctorInputError("stack/__main__.py", None, "not found: the checkout has no Pulumi program")
     problems: dict[str, str] = {}
     evaluation: Evaluation | None = None
-    config: Mapping[str, str] = {}
     try:
-        config = stack_config_values(root, stack)
-        evaluation = evaluate_stack(root, stack)
+        evaluation = evaluate_program(root, stack, config_values(project_file, stack_file))
     except StackConfigError as error:
         problems = dict(error.problems)
-    except StackFileError as error:
+    except (StackFileError, ProgramError) as error:  # the program failed: report it, check the rest
         problems = {"": str(error)}
-    except Exception as error:  # the program itself failed: report it and keep checking the rest
-        problems = {"": f"the stack program failed under Pulumi's mocks: {error}"}
     return Repository(
         root=root,
         stack=stack,
@@ -190,7 +196,6 @@ def load_repository(root: Path, stack: str) -> Repository:
         project_file=project_file,
         stack_file=stack_file,
         pyproject=pyproject,
-        config=config,
         evaluation=evaluation,
         evaluation_problems=problems,
         origin=github_origin(root),

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from backend_iac.doctor.documents import MarkedDict, MarkedList, load_mapping, relative
+from stack.github_subjects import subject_prefix_for
 
 WORKFLOWS_DIR: Final = Path(".github") / "workflows"
 DEFAULT_BRANCH: Final = "main"
@@ -473,7 +474,7 @@ def presented_subjects(
     `subject_prefix` (githubSubjectPrefix) replaces `repo:<repository>` when the repository's tokens
     carry GitHub's immutable ids.
     """
-    prefix = subject_prefix or f"repo:{repository}"
+    prefix = subject_prefix_for(repository, subject_prefix or "")
     narrowing = _narrowing(conditions)
     presented: list[PresentedSubject] = []
 

@@ -1,82 +1,24 @@
 """Versioned schema migrations, applied once, in order, under a lock, by any number of processes at once.
 
+The runner: `backend-iac migrate` and the gunicorn master open the configured store and apply what
+`service.db.schema.MIGRATIONS` holds that the database has not applied yet. Each store applies them in
+its own dialect (`PostgresStore.migrate`, `SqliteStore.migrate`).
+
 A hand-written runner (about sixty lines) rather than yoyo or alembic: both want their own connection
 from a URL, which does not fit passwordless Postgres (a fresh Entra token per connection), and alembic
-wants SQLAlchemy, which this service does not otherwise need. Each dialect's statements live here, side
-by side, so a schema change is reviewed for both backends at once.
+wants SQLAlchemy, which this service does not otherwise need.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import sys
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, Literal
+from typing import TYPE_CHECKING
+
+from service.db.schema import latest_version
 
 if TYPE_CHECKING:
     from service.config import Settings
-
-logger = logging.getLogger("backend_iac.migrations")
-
-Dialect = Literal["postgres", "sqlite"]
-
-# Any constant shared by every process of this service: pg_advisory_xact_lock serialises migrators.
-_ADVISORY_LOCK_KEY: Final = 0x6261636B656E64  # "backend"
-
-
-@dataclass(frozen=True)
-class Migration:
-    version: int
-    name: str
-    postgres: tuple[str, ...]
-    sqlite: tuple[str, ...]
-
-    def statements(self, dialect: Dialect) -> tuple[str, ...]:
-        return self.postgres if dialect == "postgres" else self.sqlite
-
-
-MIGRATIONS: Final[tuple[Migration, ...]] = (
-    Migration(
-        version=1,
-        name="items",
-        postgres=(
-            """CREATE TABLE items (
-                id uuid PRIMARY KEY,
-                owner text NOT NULL,
-                name text NOT NULL,
-                description text,
-                created_at timestamptz NOT NULL,
-                updated_at timestamptz NOT NULL
-            )""",
-            "CREATE INDEX items_owner_order ON items (owner, created_at, id)",
-        ),
-        sqlite=(
-            """CREATE TABLE items (
-                id text PRIMARY KEY,
-                owner text NOT NULL,
-                name text NOT NULL,
-                description text,
-                created_at text NOT NULL,
-                updated_at text NOT NULL
-            )""",
-            "CREATE INDEX items_owner_order ON items (owner, created_at, id)",
-        ),
-    ),
-)
-
-_CREATE_LEDGER: Final = (
-    "CREATE TABLE IF NOT EXISTS schema_migrations ("
-    "version integer PRIMARY KEY, name text NOT NULL, applied_at text NOT NULL)"
-)
-
-
-def pending(applied: set[int]) -> list[Migration]:
-    return [migration for migration in MIGRATIONS if migration.version not in applied]
-
-
-def latest_version() -> int:
-    return MIGRATIONS[-1].version
 
 
 async def migrate_database(settings: Settings) -> list[int]:

@@ -21,7 +21,7 @@ from anyio import to_thread
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from service.db.errors import DatabaseUnavailable
-from service.db.migrations import _ADVISORY_LOCK_KEY, MIGRATIONS, pending
+from service.db.schema import ADVISORY_LOCK_KEY, MIGRATIONS, pending
 from service.db.store import Row, Store, named_to_pyformat
 
 logger = logging.getLogger("backend_iac.db")
@@ -211,7 +211,7 @@ class PostgresStore(Store):
         try:
             async with self._pool.connection(timeout=self._pool_timeout) as conn, conn.transaction():
                 # Every migrator (workers, instances, `migrate`) queues here; the lock ends with the transaction.
-                await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_ADVISORY_LOCK_KEY,))
+                await conn.execute("SELECT pg_advisory_xact_lock(%s)", (ADVISORY_LOCK_KEY,))
                 await conn.execute(
                     "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY, "
                     "name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"

@@ -13,7 +13,7 @@ from typing import Any
 from anyio import to_thread
 
 from service.db.errors import DatabaseUnavailable
-from service.db.migrations import MIGRATIONS, pending
+from service.db.schema import MIGRATIONS, pending
 from service.db.store import Row, Store
 
 

@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from service.db.migrations import Dialect
 from service.db.records import UNSET, Item, Unset
+from service.db.schema import Dialect
 
 _COLUMNS = "id, owner, name, description, created_at, updated_at"
 Row = Sequence[Any]

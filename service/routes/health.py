@@ -6,6 +6,7 @@ from fastapi import APIRouter, Response
 
 from service.deps import StoreDep
 from service.schemas import Health, Readiness
+from service.startup import HEALTH_PATH
 
 router = APIRouter(tags=["health"])
 
@@ -14,7 +15,7 @@ _ALIVE = b'{"status":"ok"}'
 
 
 @router.get(
-    "/healthz",
+    HEALTH_PATH,
     summary="Liveness: the process serves HTTP",
     response_class=Response,
     responses={200: {"model": Health, "content": {"application/json": {}}}},

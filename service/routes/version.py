@@ -8,16 +8,13 @@ import subprocess
 from datetime import datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Final
 
 from fastapi import APIRouter, Request
 
 from service.schemas import VersionInfo
+from service.startup import BUILD_INFO_FILE
 
 router = APIRouter(tags=["health"])
-
-# The packaging step writes this file at the artifact's root, beside the `service` package.
-BUILD_INFO_FILE: Final = "build_info.json"
 
 
 def default_build_info_path() -> Path:

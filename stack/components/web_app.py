@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 import pulumi
 from pulumi_azure_native import network, web
 
-HEALTH_CHECK_PATH = "/healthz"
+from service.startup import HEALTH_PATH
+
+HEALTH_CHECK_PATH = HEALTH_PATH  # the path the service answers liveness on (service/startup.py)
 
 
 @dataclass

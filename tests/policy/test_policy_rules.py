@@ -204,7 +204,7 @@ def evaluate(tmp_path: Path, **config: Any) -> Evaluation:
     base = yaml.safe_load((REPO / "Pulumi.dev.yaml").read_text(encoding="utf-8"))["config"]
     base.update({f"backend-iac:{key}": value for key, value in config.items()})
     (tmp_path / "Pulumi.check.yaml").write_text(yaml.safe_dump({"config": base}), encoding="utf-8")
-    return evaluate_stack(tmp_path, "check")
+    return evaluate_stack(tmp_path, "check", program=REPO)
 
 
 def test_dev_stack_passes_the_pack() -> None:

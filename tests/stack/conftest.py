@@ -51,6 +51,6 @@ def evaluate(tmp_path: Path) -> Evaluate:
         config.update({(k if ":" in k else f"backend-iac:{k}"): v for k, v in overrides.items()})
         config = {key: value for key, value in config.items() if value is not None}
         write_stack(tmp_path, "test", config)
-        return evaluate_stack(tmp_path, "test")
+        return evaluate_stack(tmp_path, "test", program=REPO)
 
     return run

@@ -8,17 +8,18 @@ from typing import Final
 
 from backend_iac.doctor.findings import Finding, Severity
 from backend_iac.doctor.repository import POSTGRES_SERVER, Repository
+from stack.config import config_key, short_key
 
 # The program's own validation (stack/config.py) names the bad key; the doctor gives each a stable code.
 _CODE_FOR_KEY: Final = {
-    "backend-iac:githubRepository": "config-repository-malformed",
-    "backend-iac:appServiceSku": "config-sku-unknown",
-    "backend-iac:pythonVersion": "config-python-version",
-    "backend-iac:postgresAuth": "config-options-contradictory",
-    "backend-iac:githubBranches": "config-subjects-invalid",
-    "backend-iac:githubTags": "config-subjects-invalid",
-    "backend-iac:githubEnvironments": "config-subjects-invalid",
-    "backend-iac:githubSubjectPrefix": "config-subjects-invalid",
+    config_key("githubRepository"): "config-repository-malformed",
+    config_key("appServiceSku"): "config-sku-unknown",
+    config_key("pythonVersion"): "config-python-version",
+    config_key("postgresAuth"): "config-options-contradictory",
+    config_key("githubBranches"): "config-subjects-invalid",
+    config_key("githubTags"): "config-subjects-invalid",
+    config_key("githubEnvironments"): "config-subjects-invalid",
+    config_key("githubSubjectPrefix"): "config-subjects-invalid",
 }
 _PASSWORD_IN_URL = re.compile(r"^postgres(?:ql)?://[^/@:]+:[^/@]+@")
 
@@ -54,7 +55,7 @@ def _evaluation_problems(repository: Repository) -> Iterator[Finding]:
             )
             continue
         code = _CODE_FOR_KEY.get(key, "config-invalid")
-        if key == "backend-iac:postgresAuth" and "needs" not in problem:
+        if key == config_key("postgresAuth") and "needs" not in problem:
             code = "config-invalid"
         yield _finding(
             code,
@@ -62,13 +63,13 @@ def _evaluation_problems(repository: Repository) -> Iterator[Finding]:
             file,
             line,
             f"{key}: {problem} (the program refuses it, so identity and runtime checks were skipped)",
-            f"fix {key.removeprefix('backend-iac:')} in {file}; `pulumi up` refuses the same value",
+            f"fix {short_key(key)} in {file}; `pulumi up` refuses the same value",
         )
 
 
 def _postgres(repository: Repository) -> Iterator[Finding]:
     settings = repository.app_settings
-    file, line = repository.config_location("backend-iac:postgresAuth")
+    file, line = repository.config_location("postgresAuth")
     for server in repository.resources(POSTGRES_SERVER):
         auth = server.inputs.get("authConfig") or {}
         password_on = auth.get("passwordAuth") == "Enabled"

@@ -298,7 +298,7 @@ def _unused(repository: Repository, credentials: list[Credential], used: set[str
             if subject.endswith(":pull_request")
             else "githubBranches"
         )
-        file, line = repository.config_location(f"backend-iac:{key}")
+        file, line = repository.config_location(key)
         yield _finding(
             "oidc-credential-unused",
             "warning",
@@ -316,7 +316,7 @@ def _remote(repository: Repository, name: str) -> Iterator[Finding]:
     # An immutable-format name (owner@123/name@456) names the same repository as owner/name.
     if origin is None or origin == re.sub(r"@\d+", "", name):
         return
-    file, line = repository.config_location("backend-iac:githubRepository")
+    file, line = repository.config_location("githubRepository")
     if origin.casefold() == re.sub(r"@\d+", "", name).casefold():
         # GitHub resolves a repository URL whatever its letter case, so a clone's remote keeps whatever
         # spelling the user typed; the OIDC subject carries GitHub's canonical spelling of the owner and

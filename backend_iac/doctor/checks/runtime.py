@@ -236,7 +236,7 @@ def _python(repository: Repository) -> Iterator[Finding]:
     if app is None:
         return
     runtime = str((app.inputs.get("siteConfig") or {}).get("linuxFxVersion") or "")
-    file, line = repository.config_location("backend-iac:pythonVersion")
+    file, line = repository.config_location("pythonVersion")
     stack_name, _, version = runtime.partition("|")
     if stack_name.upper() != "PYTHON":
         yield _finding(
@@ -287,7 +287,7 @@ def _database(repository: Repository) -> Iterator[Finding]:
         ("postgresql://", "postgres://", "@Microsoft.KeyVault(")
     )
     if capacity > 1 and not postgres:
-        file, line = repository.config_location("backend-iac:instanceCount")
+        file, line = repository.config_location("instanceCount")
         yield _finding(
             "sqlite-multiple-instances",
             "error",

@@ -213,6 +213,8 @@ def tree(tmp_path: Path) -> Tree:
     ):
         (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO / relative, tmp_path / relative)
+    # The tree's own program: the doctor evaluates the checkout it is pointed at, not this one.
+    shutil.copytree(REPO / "stack", tmp_path / "stack", ignore=shutil.ignore_patterns("__pycache__"))
     built = Tree(tmp_path)
     built.set_config()
     for name, text in WORKFLOWS.items():

@@ -223,22 +223,26 @@ def test_login_asking_for_another_audience(tree: Tree) -> None:
     )
 
 
-def test_credential_with_another_issuer(tree: Tree, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_credential_with_another_issuer(tree: Tree) -> None:
     """A credential trusting an issuer with a trailing slash is AADSTS700211 for every sign-in."""
-    import stack.components.github_oidc as component
-
-    monkeypatch.setattr(component, "GITHUB_ISSUER", "https://token.actions.githubusercontent.com/")
+    tree.replace(
+        "stack/components/github_oidc.py",
+        "issuer=GITHUB_ISSUER,",
+        'issuer="https://token.actions.githubusercontent.com/",',
+    )
     findings = of(tree.findings(), "oidc-credential-issuer")
     assert len(findings) == 2  # main and pull_request
     assert {(f.layer, f.severity) for f in findings} == {("identity", "error")}
     assert all("AADSTS700211" in f.message for f in findings)
 
 
-def test_credential_with_another_audience(tree: Tree, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_credential_with_another_audience(tree: Tree) -> None:
     """A credential accepting another audience is AADSTS700212 for every sign-in."""
-    import stack.components.github_oidc as component
-
-    monkeypatch.setattr(component, "TOKEN_EXCHANGE_AUDIENCE", "api://other")
+    tree.replace(
+        "stack/components/github_oidc.py",
+        "audiences=[TOKEN_EXCHANGE_AUDIENCE],",
+        'audiences=["api://other"],',
+    )
     findings = of(tree.findings(), "oidc-credential-audience")
     assert len(findings) == 2
     assert all("AADSTS700212" in f.message for f in findings)
@@ -277,19 +281,9 @@ def test_subject_prefix_with_a_declared_environment(tree: Tree) -> None:
     assert tree.findings() == []
 
 
-def test_credentials_without_the_prefix_do_not_match_prefixed_workflows(
-    tree: Tree, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_credentials_without_the_prefix_do_not_match_prefixed_workflows(tree: Tree) -> None:
     """A stack that ignored githubSubjectPrefix would declare name-only subjects: every sign-in fails."""
-    import stack.program as program
-
-    original = program.subjects_for
-
-    def name_only(*args: object, **kwargs: object) -> object:
-        kwargs.pop("subject_prefix", None)
-        return original(*args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(program, "subjects_for", name_only)
+    tree.replace("stack/program.py", "subject_prefix=config.github_subject_prefix,", "")
     tree.set_config(githubSubjectPrefix=IMMUTABLE_PREFIX)
     findings = tree.findings()
     unmatched = of(findings, "oidc-subject-unmatched")

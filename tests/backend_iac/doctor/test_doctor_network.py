@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import dataclasses
-
-import pulumi
-import pytest
-
-from stack.components.web_app import WebApp, WebAppArgs
 from tests.backend_iac.doctor.conftest import Tree, of, only
 
-
-class UnroutedWebApp(WebApp):
-    """The real WebApp, declared without its VNet integration: the one thing these tests break."""
-
-    def __init__(self, name: str, args: WebAppArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__(name, dataclasses.replace(args, integration_subnet=None), opts)
+INTEGRATION = "integration_subnet=private_network.app_subnet if private_network is not None else None,"
 
 
-def test_private_database_with_an_unrouted_web_app(tree: Tree, monkeypatch: pytest.MonkeyPatch) -> None:
+def unroute_web_app(tree: Tree) -> None:
+    """The tree's own program declares its web app without VNet integration: the one thing these tests break."""
+    tree.replace("stack/program.py", INTEGRATION, "integration_subnet=None,")
+
+
+def test_private_database_with_an_unrouted_web_app(tree: Tree) -> None:
     """Postgres private (the default) and a web app outside the network: an error at postgresNetwork."""
-    monkeypatch.setattr("stack.program.WebApp", UnroutedWebApp)
+    unroute_web_app(tree)
     tree.set_config(enablePostgres=True)
     finding = only(of(tree.findings(), "private-database-not-routed"))
     assert (finding.layer, finding.severity) == ("runtime", "error")
@@ -36,8 +30,8 @@ def test_private_database_with_the_real_web_app_is_fine(tree: Tree) -> None:
     assert of(tree.findings(), "private-database-not-routed") == []
 
 
-def test_public_database_needs_no_routing(tree: Tree, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_public_database_needs_no_routing(tree: Tree) -> None:
     """With postgresNetwork: public there is no network for the web app to be in."""
-    monkeypatch.setattr("stack.program.WebApp", UnroutedWebApp)
+    unroute_web_app(tree)
     tree.set_config(enablePostgres=True, postgresNetwork="public")
     assert of(tree.findings(), "private-database-not-routed") == []
