@@ -10,7 +10,7 @@ from backend_iac.evaluate import DeclaredResource, Evaluation, evaluate_stack
 from stack.components.network import PrivateNetwork, PrivateNetworkArgs, dns_zone_name
 from stack.components.postgres import PostgresDatabase, PostgresPrivateAccess
 from stack.config import StackConfigError, parse_stack_config
-from tests.stack.conftest import BASE_CONFIG, Evaluate, write_stack
+from tests.stack.conftest import BASE_CONFIG, REPO, Evaluate, write_stack
 from tests.stack.test_stack_components import TAGS, declare, postgres_args, types_and_names
 from tests.stack.test_stack_config import DEFAULTS
 
@@ -201,7 +201,7 @@ def private_stack(tmp_path_factory: pytest.TempPathFactory) -> Evaluation:
     """The program with enablePostgres alone (so private by default), evaluated once for the tests below."""
     root: Path = tmp_path_factory.mktemp("private")
     write_stack(root, "test", {**BASE_CONFIG, "backend-iac:enablePostgres": True})
-    return evaluate_stack(root, "test")
+    return evaluate_stack(root, "test", program=REPO)
 
 
 def test_private_mode_declares_the_network_and_a_server_without_public_access(
