@@ -79,9 +79,8 @@ class EvaluationCache:
     """Evaluations (and what is computed from them alone) keyed by the content of their inputs, as JSON
     files in one directory."""
 
-    def __init__(self, directory: Path, *, evaluate: Callable[..., Evaluation] = evaluate_program) -> None:
+    def __init__(self, directory: Path) -> None:
         self.directory = directory / "evaluations"
-        self._evaluate = evaluate
 
     @classmethod
     def for_user(cls) -> EvaluationCache:
@@ -97,7 +96,7 @@ class EvaluationCache:
         found = self._load(key)
         if isinstance(found, Evaluation):
             return found
-        evaluation = self._evaluate(checkout, stack, values)
+        evaluation = evaluate_program(checkout, stack, values)
         self._store(key, evaluation)
         return evaluation
 
