@@ -10,7 +10,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 RUN := $(UV) run --locked --quiet
 
-.PHONY: help bootstrap serve token test lint typecheck pytest bench bench-tools plan migrate postgres-binaries wrk
+.PHONY: help bootstrap serve token test lint typecheck pytest bench bench-tools plan migrate postgres-binaries wrk oidc-provider
 
 help: ## list every target with what it does
 	@grep -hE '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /\1|/' | \
@@ -61,6 +61,19 @@ wrk: ## install wrk (Debian) when missing, for make bench
 	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq wrk >/dev/null; }
 
+# The real OpenID provider the interoperability tests start (panva's oidc-provider, npm), installed exactly
+# as locked (npm ci) from tests/support/oidc_provider/package-lock.json; Node.js from Debian where missing.
+OIDC_PROVIDER := tests/support/oidc_provider
+oidc-provider: $(OIDC_PROVIDER)/node_modules/.package-lock.json ## install the OpenID provider the interoperability tests start (npm ci)
+
+$(OIDC_PROVIDER)/node_modules/.package-lock.json: $(OIDC_PROVIDER)/package.json $(OIDC_PROVIDER)/package-lock.json
+	@command -v npm >/dev/null || { \
+	  echo "Installing Node.js and npm (Debian packages) for the OpenID provider interoperability tests"; \
+	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq nodejs npm >/dev/null; }
+	cd $(OIDC_PROVIDER) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
 lint: bootstrap ## ruff check and ruff format --check
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
@@ -68,7 +81,7 @@ lint: bootstrap ## ruff check and ruff format --check
 typecheck: bootstrap ## mypy --strict on service, stack, backend_iac and policy
 	$(RUN) mypy
 
-pytest: bootstrap postgres-binaries ## the test suite only (PYTEST_ARGS passes options, e.g. PYTEST_ARGS='-k auth')
+pytest: bootstrap postgres-binaries oidc-provider ## the test suite only (PYTEST_ARGS passes options, e.g. PYTEST_ARGS='-k auth')
 	$(RUN) pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest ## set up and run the whole test suite (lint, types, tests on SQLite and PostgreSQL)

@@ -1,4 +1,5 @@
-"""`backend-iac`: the project's command line (plan, doctor, package, verify, migrate).
+"""`backend-iac`: the project's command line (plan, doctor, package, verify, serving, rollback, migrate,
+backup, restore).
 
 This module owns the command line: one `add_<command>_parser` function per command declares its
 flags, and one small `<command>` function turns the parsed flags into a typed call of the tool's
@@ -19,7 +20,8 @@ from typing import Final, Literal
 
 from backend_iac.arguments import commit_sha, http_url
 
-DESCRIPTION: Final = """`backend-iac`: the project's command line (plan, doctor, package, verify, migrate).
+DESCRIPTION: Final = """`backend-iac`: the project's command line (plan, doctor, package, verify, serving,
+rollback, migrate, backup, restore).
 
 Each command imports its heavy modules (Pulumi, YAML, HTTP clients) only when it runs, so
 `backend-iac --help` and the cheap commands stay fast.
@@ -58,16 +60,50 @@ _GUIDES: Final[dict[str, tuple[str, str, str]]] = {
     "verify": (
         "The runtime gate: probe /healthz, /version and /readyz until the expected commit serves and is\n"
         "ready, or the timeout passes; the exit code names the layer that failed.",
-        "0 verified; 2 usage (a URL without http(s)://, a commit that is not hex of 7+ characters);\n"
-        "3 not reachable; 4 start-up error; 5 old commit still serving; 6 readiness failing",
-        "./backend-iac verify --url https://<app>.azurewebsites.net --commit $(git rev-parse HEAD)\n"
+        "0 verified; 2 usage (a URL without http(s)://, a commit that is not hex of 7+ characters, no token\n"
+        "from --token-command/--token-env); 3 not reachable; 4 start-up error; 5 old commit still serving;\n"
+        "6 readiness failing; 7 authenticated call refused (401/403 with the token)",
+        "./backend-iac verify --url https://<app>.azurewebsites.net --commit $(git rev-parse HEAD) \\\n"
+        "      --token-command 'az account get-access-token --resource api://<client-id> --query accessToken -o tsv'\n"
         "  ./backend-iac verify --url http://127.0.0.1:8000 --commit $(git rev-parse --short=12 HEAD) --timeout 30",
+    ),
+    "serving": (
+        "Before a deploy: ask the live site which commit it serves and whether it is healthy and ready;\n"
+        "prints JSON {url, commit, ready, diagnosis} and, in GitHub Actions, writes commit=<sha> to\n"
+        "$GITHUB_OUTPUT for the rollback to use.",
+        "0 a ready commit serves; 2 usage; 3 not reachable; 4 start-up error; 6 readiness failing\n"
+        "(nothing healthy is serving: a rollback would have nothing verified to return to)",
+        "./backend-iac serving --url https://<app>.azurewebsites.net",
+    ),
+    "rollback": (
+        "After a failed runtime gate: rebuild the artifact of the commit that served before (package --ref),\n"
+        "zip-deploy it and verify it; the summary names the new commit's diagnosis, the rollback's outcome\n"
+        "and what was not rolled back (the infrastructure).",
+        "0 the previous commit serves again, verified; 1 nothing to roll back to, or the rollback failed\n"
+        "(both diagnoses printed); 2 usage",
+        "./backend-iac rollback --url https://<app>.azurewebsites.net --commit $NEW --previous $OLD \\\n"
+        "      --app-name <app> --resource-group <rg>",
     ),
     "migrate": (
         "Apply the database schema migrations to DATABASE_URL (the embedded SQLite file when unset), as the\n"
         "service's start-up does; safe to run again.",
         "0 applied or nothing pending; 2 the settings are invalid or the database cannot be reached",
         "DATABASE_URL=postgresql://user@host/db ./backend-iac migrate",
+    ),
+    "backup": (
+        "Copy the embedded SQLite database (DATABASE_URL, else the default file) to FILE while the service\n"
+        "keeps writing, with SQLite's backup API: one consistent snapshot, checked (integrity, schema)\n"
+        "before success. Never overwrites FILE. PostgreSQL backs itself up (docs/service.md).",
+        "0 backed up and checked; 2 the settings are invalid, the database is PostgreSQL or locked, FILE\n"
+        "exists, or the copy failed its checks (the message says which)",
+        "./backend-iac backup /home/backups/backend-iac-$(date -u +%Y%m%dT%H%M%SZ).sqlite3",
+    ),
+    "restore": (
+        "Check a backup FILE (integrity, schema version) and copy it over the embedded SQLite database.\n"
+        "Stop the service first: the copy needs the database's write lock.",
+        "0 restored and checked; 2 the settings are invalid, the database is PostgreSQL or locked, or FILE\n"
+        "is missing or not a backend-iac database at the current schema",
+        "./backend-iac restore /home/backups/backend-iac-20261129T120000Z.sqlite3",
     ),
 }
 
@@ -224,7 +260,9 @@ def package(args: argparse.Namespace) -> int:
 
 def add_verify_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = _command_parser(
-        commands, "verify", "runtime gate: wait until the expected commit serves and is ready"
+        commands,
+        "verify",
+        "runtime gate: wait until the expected commit serves, is ready and (with a token) answers",
     )
     parser.add_argument("--url", required=True, type=http_url, help="the web app's base URL (http or https)")
     parser.add_argument(
@@ -238,6 +276,20 @@ def add_verify_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
     )
     parser.add_argument("--app-name", default=None, help="web app name, for the log-stream hint")
     parser.add_argument("--resource-group", default=None, help="resource group, for the log-stream hint")
+    token = parser.add_mutually_exclusive_group()
+    token.add_argument(
+        "--token-command",
+        default=None,
+        metavar="CMD",
+        help="a command whose stdout is a bearer token (run without a shell, at most 60 s); after /readyz, "
+        "GET /api/v1/items?limit=1 with it must answer 200 (401/403: exit 7)",
+    )
+    token.add_argument(
+        "--token-env",
+        default=None,
+        metavar="VAR",
+        help="the environment variable holding a bearer token, used as --token-command's output is",
+    )
 
 
 def verify(args: argparse.Namespace) -> int:
@@ -249,6 +301,66 @@ def verify(args: argparse.Namespace) -> int:
         timeout=float(args.timeout),
         app_name=args.app_name,
         resource_group=args.resource_group,
+        token_command=args.token_command,
+        token_env=args.token_env,
+    )
+
+
+# serving and rollback --------------------------------------------------------------------------------
+
+
+def add_serving_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = _command_parser(
+        commands,
+        "serving",
+        "which commit the live site serves, if healthy and ready (JSON); run before a deploy",
+    )
+    parser.add_argument("--url", required=True, type=http_url, help="the web app's base URL (http or https)")
+    parser.add_argument(
+        "--timeout", type=float, default=60.0, help="seconds to look for a ready commit (default: 60)"
+    )
+
+
+def serving(args: argparse.Namespace) -> int:
+    from backend_iac.rollback import run_serving
+
+    return run_serving(url=str(args.url), timeout=float(args.timeout))
+
+
+def add_rollback_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = _command_parser(
+        commands, "rollback", "after a failed gate: redeploy and verify the commit that was serving before"
+    )
+    parser.add_argument("--url", required=True, type=http_url, help="the web app's base URL (http or https)")
+    parser.add_argument(
+        "--commit", required=True, type=commit_sha, help="the new commit, which failed the gate"
+    )
+    parser.add_argument(
+        "--previous",
+        default="",
+        help="the commit `backend-iac serving` recorded before the deploy ('' if none)",
+    )
+    parser.add_argument("--app-name", required=True, help="web app name (stack output web_app_name)")
+    parser.add_argument(
+        "--resource-group", required=True, help="resource group (stack output resource_group)"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=600.0, help="seconds to verify the rollback (default: 600)"
+    )
+    _add_root(parser)
+
+
+def rollback(args: argparse.Namespace) -> int:
+    from backend_iac.rollback import run_rollback
+
+    return run_rollback(
+        root=resolve_root(args.root),
+        url=str(args.url),
+        new_commit=str(args.commit),
+        previous=str(args.previous) or None,
+        app_name=str(args.app_name),
+        resource_group=str(args.resource_group),
+        timeout=float(args.timeout),
     )
 
 
@@ -266,6 +378,31 @@ def migrate(args: argparse.Namespace) -> int:
     return run_migrations()
 
 
+# backup / restore --------------------------------------------------------------------------------------
+
+
+def add_backup_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = _command_parser(commands, "backup", "copy the embedded SQLite database to FILE, online")
+    parser.add_argument("file", type=Path, metavar="FILE", help="the backup to write (must not exist)")
+
+
+def backup(args: argparse.Namespace) -> int:
+    from service.db.backup import run_backup_command
+
+    return run_backup_command("backup", args.file)
+
+
+def add_restore_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = _command_parser(commands, "restore", "restore the embedded SQLite database from FILE")
+    parser.add_argument("file", type=Path, metavar="FILE", help="the backup to restore")
+
+
+def restore(args: argparse.Namespace) -> int:
+    from service.db.backup import run_backup_command
+
+    return run_backup_command("restore", args.file)
+
+
 # The command line --------------------------------------------------------------------------------------
 
 Command = Callable[[argparse.Namespace], int]
@@ -277,7 +414,11 @@ COMMANDS: Final[dict[str, tuple[AddParser, Command]]] = {
     "doctor": (add_doctor_parser, doctor),
     "package": (add_package_parser, package),
     "verify": (add_verify_parser, verify),
+    "serving": (add_serving_parser, serving),
+    "rollback": (add_rollback_parser, rollback),
     "migrate": (add_migrate_parser, migrate),
+    "backup": (add_backup_parser, backup),
+    "restore": (add_restore_parser, restore),
 }
 
 

@@ -14,6 +14,7 @@ import importlib
 import json
 import runpy
 import sys
+import uuid
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ _FAKE_SUBSCRIPTION: Final = "00000000-0000-0000-0000-00000000aaaa"
 _FAKE_TENANT: Final = "00000000-0000-0000-0000-00000000bbbb"
 _CLIENT_CONFIG_FUNCTION: Final = "azure-native:authorization:getClientConfig"
 _FEDERATED_CREDENTIAL: Final = "azure-native:managedidentity:FederatedIdentityCredential"
+_MOCK_NAMESPACE: Final = uuid.UUID("6d6f636b-0000-4000-8000-00000000cafe")
 
 
 class StackFileError(Exception):
@@ -179,6 +181,18 @@ def _mock_outputs(resource_type: str, name: str, inputs: dict[str, Any]) -> dict
     elif resource_type == "azure-native:managedidentity:UserAssignedIdentity":
         outputs["clientId"] = f"client-id-of-{azure_name}"
         outputs["principalId"] = f"principal-id-of-{azure_name}"
+    elif resource_type == "azure-native:applicationinsights:Component":
+        # The shape Azure returns (learn.microsoft.com/azure/azure-monitor/app/sdk-connection-string).
+        outputs["connectionString"] = (
+            "InstrumentationKey=00000000-0000-0000-0000-00000000cccc;"
+            f"IngestionEndpoint=https://{inputs.get('location', 'region')}-0.in.applicationinsights.azure.com/"
+        )
+    elif resource_type == "azuread:index/application:Application":
+        # Entra gives every application a client id and an object id (GUIDs); stable per logical name.
+        outputs["clientId"] = str(uuid.uuid5(_MOCK_NAMESPACE, f"client-id:{name}"))
+        outputs["objectId"] = str(uuid.uuid5(_MOCK_NAMESPACE, f"object-id:{name}"))
+    elif resource_type == "azuread:index/servicePrincipal:ServicePrincipal":
+        outputs["objectId"] = str(uuid.uuid5(_MOCK_NAMESPACE, f"object-id:{name}"))
     elif resource_type == "azure-native:keyvault:Secret":
         outputs["properties"] = {
             "secretUri": f"https://vault.vault.azure.net/secrets/{inputs.get('secretName', name)}",

@@ -8,6 +8,11 @@ Everything comes from one commit, never from the working tree: the `service` pac
 the runtime requirements exported from that commit's `uv.lock`, and `build_info.json` whose `built_at`
 is the commit time. Entries are sorted, timestamped with the commit time and given fixed permissions,
 so the same commit always gives the same bytes (with the same zlib).
+
+The artifact is an allow-list: the service's Python modules (`*.py`, tests excepted), the data files
+pyproject.toml declares under `[tool.backend-iac.package] data-files`, `requirements.txt` and
+`build_info.json`. Any other file committed under `service/` (a `.env`, a key, a dump, a local settings
+file) fails the build, named, rather than ride along to the web app.
 """
 
 from __future__ import annotations
@@ -36,9 +41,19 @@ from service.startup import ASGI_APP, BUILD_INFO_FILE, GUNICORN_CONFIG
 SOURCE_PACKAGE: Final = "service"
 REQUIREMENTS_FILE: Final = "requirements.txt"
 
-# Never shipped, even if one day committed under service/: tests, caches, local state, dev tooling.
-EXCLUDED_PARTS: Final = frozenset({"tests", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"})
-EXCLUDED_SUFFIXES: Final = (".pyc", ".pyo", ".sqlite3", ".log")
+# Python files under these directories are not modules of the running service: never shipped, and their
+# presence is not an error (tests may live next to the code one day).
+EXCLUDED_PARTS: Final = frozenset({"tests"})
+MODULE_SUFFIX: Final = ".py"
+# Where pyproject.toml declares the non-Python files the service reads at run time (paths under service/).
+DATA_FILES_TABLE: Final = ("tool", "backend-iac", "package")
+DATA_FILES_KEY: Final = "data-files"
+# Names that look like credentials get a stronger word in the refusal (they may already be compromised).
+_SECRET_LIKE = re.compile(
+    r"(^|/)(\.env[^/]*|id_[^/]*|[^/]*\.(pem|key|p12|pfx|jks|keystore|sql|dump|bak)|[^/]*secret[^/]*|"
+    r"[^/]*credential[^/]*|[^/]*settings[^/]*\.(json|toml|ya?ml|ini|cfg))$",
+    re.IGNORECASE,
+)
 
 # Distributions that must never reach the web app: infrastructure and dev tooling (guarded at build time).
 FORBIDDEN_REQUIREMENTS: Final = frozenset(
@@ -115,9 +130,8 @@ def build(*, root: Path, output: Path | None = None, ref: str = "HEAD") -> Artif
     project = tomllib.loads(tree["pyproject.toml"].decode())["project"]
     requirements = export_requirements(pyproject=tree["pyproject.toml"], lock=tree["uv.lock"])
 
-    contents: dict[str, bytes] = {
-        path: data for path, data in tree.items() if path.startswith(f"{SOURCE_PACKAGE}/") and _shipped(path)
-    }
+    data_files = declared_data_files(tomllib.loads(tree["pyproject.toml"].decode()))
+    contents = allowed_contents(tree, data_files)
     contents[REQUIREMENTS_FILE] = requirements.encode()
     contents[BUILD_INFO_FILE] = build_info(commit=commit, version=str(project["version"]), built_at=built_at)
     check_startup_modules(contents)
@@ -212,9 +226,60 @@ def zip_bytes(contents: Mapping[str, bytes], *, timestamp: datetime) -> bytes:
     return buffer.getvalue()
 
 
-def _shipped(path: str) -> bool:
-    parts = path.split("/")
-    return not (EXCLUDED_PARTS.intersection(parts) or path.endswith(EXCLUDED_SUFFIXES))
+def declared_data_files(pyproject: Mapping[str, object]) -> frozenset[str]:
+    """The data files pyproject.toml declares under [tool.backend-iac.package] data-files (none by default)."""
+    table: object = pyproject
+    for key in DATA_FILES_TABLE:
+        table = table.get(key, {}) if isinstance(table, Mapping) else {}
+    declared = table.get(DATA_FILES_KEY, []) if isinstance(table, Mapping) else None
+    if not isinstance(declared, list) or not all(isinstance(path, str) for path in declared):
+        msg = f"pyproject.toml: [{'.'.join(DATA_FILES_TABLE)}] {DATA_FILES_KEY} must be a list of paths"
+        raise PackagingError(msg)
+    outside = [path for path in declared if not path.startswith(f"{SOURCE_PACKAGE}/") or ".." in path]
+    if outside:
+        msg = f"pyproject.toml: {DATA_FILES_KEY} may only name files under {SOURCE_PACKAGE}/: {', '.join(outside)}"
+        raise PackagingError(msg)
+    return frozenset(declared)
+
+
+def allowed_contents(tree: Mapping[str, bytes], data_files: frozenset[str]) -> dict[str, bytes]:
+    """The service tree's files the allow-list admits; PackagingError naming every other one."""
+    contents: dict[str, bytes] = {}
+    refused: list[str] = []
+    for path, data in tree.items():
+        if not path.startswith(f"{SOURCE_PACKAGE}/"):
+            continue
+        if path in data_files:
+            contents[path] = data
+        elif path.endswith(MODULE_SUFFIX):
+            if not EXCLUDED_PARTS.intersection(path.split("/")[:-1]):
+                contents[path] = data
+        else:
+            refused.append(path)
+    missing = sorted(data_files - contents.keys())
+    if missing:
+        msg = f"pyproject.toml declares data files the commit does not hold: {', '.join(missing)}"
+        raise PackagingError(msg)
+    if refused:
+        lines = [
+            f"  {path}"
+            + (
+                "  (looks like a secret: rotate it if it ever held a real one)"
+                if _SECRET_LIKE.search(path)
+                else ""
+            )
+            for path in sorted(refused)
+        ]
+        msg = (
+            f"{len(refused)} file(s) under {SOURCE_PACKAGE}/ are not Python modules nor declared data files, "
+            "so they do not ship and the build stops:\n"
+            + "\n".join(lines)
+            + "\nRemove them from git (`git rm --cached <file>`; .gitignore keeps .env*, *.pem, *.key and id_* "
+            f"out), or declare a file the service reads under [{'.'.join(DATA_FILES_TABLE)}] {DATA_FILES_KEY} "
+            "in pyproject.toml."
+        )
+        raise PackagingError(msg)
+    return contents
 
 
 def _files_at_commit(root: Path, commit: str, paths: Iterable[str]) -> dict[str, bytes]:

@@ -71,6 +71,26 @@ _HIGHLIGHTS: Final[Mapping[str, tuple[str, ...]]] = {
         "properties.softDeleteRetentionInDays",
     ),
     "azure-native:keyvault:Secret": ("secretName", "properties.value"),
+    "azure-native:operationalinsights:Workspace": (
+        "sku.name",
+        "retentionInDays",
+        "workspaceCapping.dailyQuotaGb",
+    ),
+    "azure-native:applicationinsights:Component": ("kind", "ingestionMode", "workspaceResourceId"),
+    "azure-native:monitor:DiagnosticSetting": ("resourceUri", "workspaceId", "logs"),
+    "azuread:index/application:Application": (
+        "displayName",
+        "signInAudience",
+        "api.requestedAccessTokenVersion",
+        "api.oauth2PermissionScopes",
+        "appRoles",
+    ),
+    "azuread:index/applicationIdentifierUri:ApplicationIdentifierUri": ("identifierUri",),
+    "azuread:index/applicationPreAuthorized:ApplicationPreAuthorized": (
+        "authorizedClientId",
+        "permissionIds",
+    ),
+    "azuread:index/appRoleAssignment:AppRoleAssignment": ("appRoleId", "principalObjectId"),
 }
 
 
@@ -104,11 +124,27 @@ def _show(key: str, value: Any) -> str:
         return ", ".join(str(item.get("serviceName")) for item in value if isinstance(item, Mapping))
     if key.endswith("addressPrefixes") and isinstance(value, list):
         return ", ".join(str(item) for item in value)
+    if key == "logs" and isinstance(value, list):  # diagnostic settings: the categories sent
+        return ", ".join(str(item.get("category")) for item in value if isinstance(item, Mapping))
     if key.endswith("roleDefinitionId") and isinstance(value, str):
         from stack import azure_roles
 
         role = value.rsplit("/", 1)[-1]
         return azure_roles.NAMES.get(role, role)
+    if key in ("api.oauth2PermissionScopes", "appRoles") and isinstance(value, list):
+        return ", ".join(str(item.get("value")) for item in value if isinstance(item, Mapping))
+    if key in ("appRoleId", "permissionIds"):
+        from stack.components.api_registration import PERMISSIONS
+
+        names = {p.role_id: f"{p.value} (app role)" for p in PERMISSIONS} | {
+            p.scope_id: f"{p.value} (scope)" for p in PERMISSIONS
+        }
+        ids = value if isinstance(value, list) else [value]
+        return ", ".join(names.get(str(item), str(item)) for item in ids)
+    if key == "authorizedClientId" and isinstance(value, str):
+        from stack.components.api_registration import AZURE_CLI_CLIENT_ID
+
+        return f"{value} (Azure CLI)" if value == AZURE_CLI_CLIENT_ID else value
     return json.dumps(value) if isinstance(value, bool | int | float) else str(value)
 
 
@@ -375,7 +411,11 @@ def _report_resources(report: Mapping[str, Any]) -> dict[tuple[str, str], Mappin
 
 
 def _costs(report: Mapping[str, Any]) -> dict[str, float]:
-    return {str(item["resource"]): float(item["monthly_usd"]) for item in report["estimate"]["items"]}
+    """Monthly cost per resource (logical name): a server's compute and storage lines add up."""
+    costs: dict[str, float] = {}
+    for item in report["estimate"]["items"]:
+        costs[str(item["resource"])] = costs.get(str(item["resource"]), 0.0) + float(item["monthly_usd"])
+    return costs
 
 
 def diff_reports(base: Mapping[str, Any], head: Mapping[str, Any]) -> dict[str, Any]:
@@ -385,7 +425,7 @@ def diff_reports(base: Mapping[str, Any], head: Mapping[str, Any]) -> dict[str, 
     old_cost, new_cost = _costs(base), _costs(head)
 
     def cost_of(costs: Mapping[str, float], name: str) -> float:
-        return round(sum(value for key, value in costs.items() if key == name), 2)
+        return round(costs.get(name, 0.0), 2)
 
     added = [
         {"type": t, "name": n, "monthly_usd": cost_of(new_cost, n)}
@@ -423,15 +463,19 @@ def diff_reports(base: Mapping[str, Any], head: Mapping[str, Any]) -> dict[str, 
     }
 
 
-def build_diff(root: Path, stack: str, base: str) -> tuple[dict[str, Any], str]:
+def build_diff(
+    root: Path, stack: str, base: str, *, cache: EvaluationCache | None = None
+) -> tuple[dict[str, Any], str]:
     """The plan of `root`'s working tree against the plan of `base` (a ref of `root`'s repository), each
-    evaluated with its own program and config file; and the commit `base` names."""
+    evaluated with its own program and config file (through `cache` when given: the cache keys on
+    content, so a base whose program and config equal the working tree's is not evaluated twice); and
+    the commit `base` names."""
     import tempfile
 
-    head_report = build_report(root, stack)
+    head_report = build_report(root, stack, cache=cache)
     with tempfile.TemporaryDirectory(prefix="backend-iac-base-") as scratch:
         commit = extract_ref(root, base, Path(scratch))
-        base_report = build_report(Path(scratch), stack)
+        base_report = build_report(Path(scratch), stack, cache=cache)
     return {"base": base, "head": "working tree", **diff_reports(base_report, head_report)}, commit
 
 
@@ -470,10 +514,11 @@ def print_diff(*, root: Path, stack: str, base: str, output_format: Literal["tex
     """`plan --base REF`: the difference, as text or JSON; exit 0, 1 a violation in the new side, 2 bad
     config, an unknown ref, or a side whose program cannot be evaluated."""
     from backend_iac.evaluate import ProgramError, StackFileError
+    from backend_iac.evaluation_cache import EvaluationCache
     from stack.config import StackConfigError
 
     try:
-        diff, commit = build_diff(root, stack, base)
+        diff, commit = build_diff(root, stack, base, cache=EvaluationCache.for_user())
     except RefError as error:
         sys.stderr.write(f"backend-iac plan: unknown base: {error}\n")
         return 2

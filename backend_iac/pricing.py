@@ -65,6 +65,30 @@ NETWORK_FREE_TYPES: Final[Mapping[str, str]] = {
     "azure-native:network:Subnet": "Subnet",
     "azure-native:privatedns:VirtualNetworkLink": "Private DNS zone link",
 }
+# Log Analytics, Analytics Logs plan, pay-as-you-go: USD per GB ingested (Application Insights data in a
+# workspace-based resource is billed here too), and the ingestion Microsoft gives away each month. Read
+# 2026-11-29 from third-party summaries of azure.microsoft.com/pricing/details/monitor/ (monitoringcost.com
+# "Azure Monitor cost 2026"; api-evangelist azure-log-analytics plans): $2.30/GB East US, first 5 GB a
+# month free, 31 days of retention included. Microsoft's page itself was not reachable offline: unchecked
+# against it. Whether the 5 GB is per workspace or per billing account differs between sources, so the
+# plan also prints the worst case with no allowance left.
+LOG_ANALYTICS_GB: Final = 2.30
+LOG_ANALYTICS_FREE_GB_PER_MONTH: Final = 5.0
+LOG_ANALYTICS_INCLUDED_RETENTION_DAYS: Final = 31
+DAYS_PER_MONTH: Final = HOURS_PER_MONTH / 24
+# Directory objects in Microsoft Entra ID: no Azure charge per app registration, service principal,
+# pre-authorization or app role assignment (they count against the tenant's directory object quota; the
+# Entra ID editions are priced per user, not per object: azure.microsoft.com/pricing/details/microsoft-entra,
+# not re-fetched this session).
+ENTRA_TYPES: Final = frozenset(
+    {
+        "azuread:index/application:Application",
+        "azuread:index/applicationIdentifierUri:ApplicationIdentifierUri",
+        "azuread:index/applicationPreAuthorized:ApplicationPreAuthorized",
+        "azuread:index/servicePrincipal:ServicePrincipal",
+        "azuread:index/appRoleAssignment:AppRoleAssignment",
+    }
+)
 # Free (or priced per operation, a few cents a month here): named so the plan can say so.
 FREE_TYPES: Final = frozenset(
     {
@@ -75,7 +99,10 @@ FREE_TYPES: Final = frozenset(
         "azure-native:web:WebApp",  # billed through its plan
         "azure-native:keyvault:Vault",  # $0.03 per 10,000 secret operations
         *NETWORK_FREE_TYPES,
+        "azure-native:applicationinsights:Component",  # workspace-based: billed through its workspace
+        "azure-native:monitor:DiagnosticSetting",  # what it sends is billed as workspace ingestion
     }
+    | ENTRA_TYPES
 )
 
 
@@ -103,7 +130,9 @@ def estimate_monthly_cost(resources: Iterable[Declared], location: str | None) -
     """Price the plan and the database from the table; everything else declared here is free."""
     items: list[LineItem] = []
     unpriced: list[str] = []
-    for resource in resources:
+    declared = list(resources)
+    extra_notes: list[str] = []
+    for resource in declared:
         sku = str((resource.inputs.get("sku") or {}).get("name"))
         if resource.type == "azure-native:web:AppServicePlan":
             count = int((resource.inputs.get("sku") or {}).get("capacity") or 1)
@@ -143,7 +172,46 @@ def estimate_monthly_cost(resources: Iterable[Declared], location: str | None) -
             items.append(
                 LineItem(resource.name, f"{NETWORK_FREE_TYPES[resource.type]} {resource.name}: free", 0.0)
             )
-    notes = [f"estimate: {PRICE_SOURCE}, prices as of {PRICES_AS_OF}; excludes tax and data transfer"]
+        elif resource.type == "azure-native:operationalinsights:Workspace":
+            item, note = _log_workspace_cost(resource)
+            if item is None:
+                unpriced.append(note)
+            else:
+                items.append(item)
+                extra_notes.append(note)
+    notes = [
+        f"estimate: {PRICE_SOURCE}, prices as of {PRICES_AS_OF}; excludes tax and data transfer",
+        *extra_notes,
+    ]
+    entra = sorted({resource.name for resource in declared if resource.type in ENTRA_TYPES})
+    if entra:
+        notes.append(f"Entra ID objects ({', '.join(entra)}): $0, directory objects carry no Azure charge")
     if location and location.replace(" ", "").lower() != PRICED_REGION:
         notes.append(f"{location} priced at East US rates; the region's own prices may differ")
     return CostEstimate(tuple(items), tuple(unpriced), tuple(notes))
+
+
+def _log_workspace_cost(resource: Declared) -> tuple[LineItem | None, str]:
+    """The workspace's monthly ingestion at its daily cap (the most it can bill), less the free allowance."""
+    cap = (resource.inputs.get("workspaceCapping") or {}).get("dailyQuotaGb")
+    if not isinstance(cap, int | float) or cap <= 0:
+        return None, f"{resource.name}: Log Analytics workspace without a daily cap: its cost is unbounded"
+    worst_gb = cap * DAYS_PER_MONTH
+    billed_gb = max(0.0, worst_gb - LOG_ANALYTICS_FREE_GB_PER_MONTH)
+    item = LineItem(
+        resource.name,
+        f"Log Analytics ingestion at the {cap:g} GB/day cap ({worst_gb:.2f} GB/month at most, "
+        f"{LOG_ANALYTICS_FREE_GB_PER_MONTH:g} GB free)",
+        round(billed_gb * LOG_ANALYTICS_GB, 2),
+    )
+    note = (
+        f"{resource.name}: worst case with the monthly free {LOG_ANALYTICS_FREE_GB_PER_MONTH:g} GB already used "
+        f"elsewhere: ${worst_gb * LOG_ANALYTICS_GB:.2f}/month ({worst_gb:.2f} GB x ${LOG_ANALYTICS_GB:.2f}/GB); "
+        "Application Insights data counts against the same cap"
+    )
+    retention = resource.inputs.get("retentionInDays")
+    if isinstance(retention, int | float) and retention > LOG_ANALYTICS_INCLUDED_RETENTION_DAYS:
+        note += (
+            f"; retention beyond {LOG_ANALYTICS_INCLUDED_RETENTION_DAYS} days is billed and not priced here"
+        )
+    return item, note

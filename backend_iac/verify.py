@@ -13,16 +13,28 @@ the last observation is the diagnosis, and its exit code names the layer:
     5  old commit    the app answers with another commit: the deploy was not picked up or the restart
                      is still pending
     6  not ready     the new commit runs but /readyz is 503; the problem document names the dependency
+    7  refused       authenticated call refused: with a token (--token-command or --token-env),
+                     GET /api/v1/items?limit=1 answered 401 or 403; the service's problem detail and
+                     WWW-Authenticate header say why (wrong audience, issuer, missing scope, ...)
 
-(1 is left to Python itself for an unexpected crash, 2 to argparse for a usage error.)
+(1 is left to Python itself for an unexpected crash, 2 to argparse for a usage error and to a token that
+could not be obtained: the command failed, timed out or printed nothing, or the variable is unset.)
+
+With a token, the authenticated call is the last layer: after /readyz passes, the API must answer a real
+call as the deployed clients will make it. The token is read once, when /readyz first passes (a token
+command's token is then as fresh as it can be), and is never printed.
 """
 
 from __future__ import annotations
 
+import functools
 import os
+import shlex
 import socket
 import ssl
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,6 +51,11 @@ INITIAL_DELAY_SECONDS: Final = 1.0
 MAX_DELAY_SECONDS: Final = 15.0
 BACKOFF_FACTOR: Final = 1.6
 REQUEST_TIMEOUT_SECONDS: Final = 10.0
+# A token command (e.g. `az account get-access-token`) gets this long; its output is read up to the limit.
+TOKEN_COMMAND_TIMEOUT_SECONDS: Final = 60.0
+MAX_TOKEN_BYTES: Final = 16 * 1024  # the service refuses larger tokens unread (service/auth.py)
+MAX_STDERR_SHOWN: Final = 4000
+AUTHENTICATED_PATH: Final = "/api/v1/items?limit=1"
 
 
 class Outcome(IntEnum):
@@ -47,6 +64,7 @@ class Outcome(IntEnum):
     START_UP_ERROR = 4
     OLD_COMMIT = 5
     NOT_READY = 6
+    AUTH_REFUSED = 7
 
 
 LABELS: Final = {
@@ -55,7 +73,76 @@ LABELS: Final = {
     Outcome.START_UP_ERROR: "start-up error",
     Outcome.OLD_COMMIT: "old commit still serving",
     Outcome.NOT_READY: "readiness failing",
+    Outcome.AUTH_REFUSED: "authenticated call refused",
 }
+USAGE_ERROR: Final = 2
+
+
+class TokenError(Exception):
+    """No token could be obtained (the message says why; it never contains the token)."""
+
+
+TokenSource = Callable[[], str]
+
+
+def _token_source(*, token_command: str | None, token_env: str | None) -> TokenSource | None:
+    """The token option given (the CLI keeps them mutually exclusive), as a deferred call, or None."""
+    if token_command is not None:
+        return functools.partial(token_from_command, token_command)
+    if token_env is not None:
+        return functools.partial(token_from_environment, token_env)
+    return None
+
+
+def token_from_command(command: str, *, timeout: float = TOKEN_COMMAND_TIMEOUT_SECONDS) -> str:
+    """Run `command` (split like a shell would, not run by one); its stdout, stripped, is the token.
+
+    Bounded: the command gets `timeout` seconds, and only the first MAX_TOKEN_BYTES (+1, to notice
+    more) of its output are read. On failure the message carries the command's stderr, never its stdout.
+    """
+    try:
+        argv = shlex.split(command)
+    except ValueError as error:
+        raise TokenError(f"--token-command cannot be parsed: {error}") from None
+    if not argv:
+        raise TokenError("--token-command is empty")
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        try:
+            completed = subprocess.run(  # noqa: S603 - the operator's own command, run without a shell
+                argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, timeout=timeout, check=False
+            )
+        except FileNotFoundError:
+            raise TokenError(f"--token-command: {argv[0]!r} was not found on PATH") from None
+        except subprocess.TimeoutExpired:
+            raise TokenError(f"--token-command did not finish within {timeout:.0f} s") from None
+        out.seek(0)
+        token = out.read(MAX_TOKEN_BYTES + 1).decode("utf-8", "replace").strip()
+        err.seek(0)
+        stderr = err.read(MAX_STDERR_SHOWN).decode("utf-8", "replace").strip()
+    if completed.returncode != 0:
+        raise TokenError(
+            f"--token-command exited with {completed.returncode}"
+            + (f"; its stderr:\n{stderr}" if stderr else " and printed nothing on stderr")
+        )
+    return _checked_token(token, "--token-command printed")
+
+
+def token_from_environment(name: str) -> str:
+    """The token held by environment variable `name`."""
+    return _checked_token(os.environ.get(name, "").strip(), f"--token-env {name} holds")
+
+
+def _checked_token(token: str, source: str) -> str:
+    if not token:
+        raise TokenError(f"{source} no token (empty)")
+    if len(token) > MAX_TOKEN_BYTES:
+        raise TokenError(f"{source} more than {MAX_TOKEN_BYTES} bytes, which is no bearer token")
+    if any(character.isspace() for character in token):
+        raise TokenError(
+            f"{source} text with whitespace inside, not one bearer token (print only the token, e.g. "
+            "`--query accessToken --output tsv`)"
+        )
+    return token
 
 
 @dataclass(frozen=True)
@@ -68,7 +155,14 @@ class Observation:
 
 
 def run_verify(
-    *, url: str, commit: str, timeout: float, app_name: str | None, resource_group: str | None
+    *,
+    url: str,
+    commit: str,
+    timeout: float,
+    app_name: str | None,
+    resource_group: str | None,
+    token_command: str | None = None,
+    token_env: str | None = None,
 ) -> int:
     """The `verify` command: probe until verified or the deadline; the exit code names the layer."""
     until = datetime.now(UTC) + timedelta(seconds=timeout)
@@ -78,22 +172,42 @@ def run_verify(
         "/readyz 200",
         flush=True,
     )
-    observation = verify(
-        url=url,
-        commit=commit,
-        timeout=timeout,
-        report=lambda elapsed, seen: print(
-            f"[{elapsed:6.1f}s] {LABELS[seen.outcome]}: {seen.summary}", flush=True
-        ),
-    )
+    token_source = _token_source(token_command=token_command, token_env=token_env)
+    try:
+        observation = verify(
+            url=url,
+            commit=commit,
+            timeout=timeout,
+            token=token_source,
+            report=lambda elapsed, seen: print(
+                f"[{elapsed:6.1f}s] {LABELS[seen.outcome]}: {seen.summary}", flush=True
+            ),
+        )
+    except TokenError as error:
+        print(
+            f"\nverify FAILED: no token for the authenticated call (exit {USAGE_ERROR})\n  {error}",
+            file=sys.stderr,
+        )
+        _github_summary(f"### Runtime gate: no token for the authenticated call\n\n{error}\n")
+        return USAGE_ERROR
     if observation.outcome is Outcome.VERIFIED:
         print(f"verified: {observation.summary}")
+        if token_source is None:
+            print(
+                "authenticated call skipped: no --token-command or --token-env given, so "
+                f"GET {AUTHENTICATED_PATH} was not tried"
+            )
         _github_summary(f"### Runtime gate: verified\n\n{observation.summary}\n")
         return int(Outcome.VERIFIED)
 
     logs = (
         log_stream_hint(app_name=app_name, resource_group=resource_group) if is_app_service_url(url) else ""
     )
+    if logs and app_name and resource_group:
+        from backend_iac.evidence import fetch
+
+        # The site's own account, bounded and redacted (AZURE_MANAGEMENT_TOKEN: the deploy identity's).
+        logs += "\n\n" + fetch(app_name=app_name, resource_group=resource_group).text()
     print(
         f"\nverify FAILED: {LABELS[observation.outcome]} (exit {int(observation.outcome)})\n"
         f"  {observation.summary}\n"
@@ -119,23 +233,36 @@ def verify(
     timeout: float,
     initial_delay: float = INITIAL_DELAY_SECONDS,
     report: Callable[[float, Observation], None] | None = None,
+    token: TokenSource | None = None,
 ) -> Observation:
-    """Probe until verified or the deadline passes; return the final observation."""
+    """Probe until verified or the deadline passes; return the final observation.
+
+    With `token`, verified also means an authenticated GET of the items answered 200; the token is
+    obtained once, the first time /readyz passes (TokenError propagates: there is nothing to retry).
+    A 401/403 ends the wait at once: a refusal is the service's answer, not a state it is passing through.
+    """
     base = url.rstrip("/")
     started = time.monotonic()
     deadline = started + timeout
     delay = initial_delay
     last_summary = None
+    bearer: str | None = None
     with httpx.Client(follow_redirects=True, headers={"user-agent": "backend-iac-verify"}) as client:
         while True:
             # Each request keeps its full timeout even near the deadline: a slow 503 from /readyz is a
             # better diagnosis than a time-out we caused ourselves.
             observation = probe(client, base, commit, request_timeout=REQUEST_TIMEOUT_SECONDS)
+            if observation.outcome is Outcome.VERIFIED and token is not None:
+                if bearer is None:
+                    bearer = token()
+                observation = authenticated_call(
+                    client, base, bearer, ready=observation, request_timeout=REQUEST_TIMEOUT_SECONDS
+                )
             if report is not None and observation.summary != last_summary:
                 report(time.monotonic() - started, observation)
                 last_summary = observation.summary
             remaining = deadline - time.monotonic()
-            if observation.outcome is Outcome.VERIFIED or remaining <= 0:
+            if observation.outcome in (Outcome.VERIFIED, Outcome.AUTH_REFUSED) or remaining <= 0:
                 return observation
             time.sleep(min(delay, remaining))
             delay = min(delay * BACKOFF_FACTOR, MAX_DELAY_SECONDS)
@@ -196,6 +323,47 @@ _APP_SERVICE_HOST_SUFFIXES: Final = (".azurewebsites.net", ".appserviceenvironme
 def is_app_service_url(url: str) -> bool:
     host = (urlsplit(url).hostname or "").lower()
     return host.endswith(_APP_SERVICE_HOST_SUFFIXES)
+
+
+def authenticated_call(
+    client: httpx.Client, base: str, token: str, *, ready: Observation, request_timeout: float
+) -> Observation:
+    """GET the items with the bearer token: 200 verified, 401/403 refused (with the service's reasons)."""
+    try:
+        response = client.get(
+            f"{base}{AUTHENTICATED_PATH}",
+            headers={"authorization": f"Bearer {token}"},
+            timeout=request_timeout,
+        )
+    except httpx.TransportError as error:
+        return _transport_failure(base, error)
+    if response.status_code == 200 and _json(response) is not None:
+        return Observation(
+            Outcome.VERIFIED, f"{ready.summary}, and GET {AUTHENTICATED_PATH} with the token is 200"
+        )
+    if response.status_code in (401, 403):
+        problem = _json(response) or {}
+        detail = str(problem.get("detail") or problem.get("title") or "(no problem document)")
+        challenge = response.headers.get("www-authenticate", "(none)")
+        return Observation(
+            Outcome.AUTH_REFUSED,
+            f"GET {AUTHENTICATED_PATH} with the token answered {response.status_code}: {detail}; "
+            f"WWW-Authenticate: {challenge}",
+            "The service runs but refuses the token the gate was given. 401: the token does not verify "
+            "(its aud must be AUTH_AUDIENCE and its iss AUTH_ISSUER: compare with the stack outputs "
+            "auth_audience and auth_issuer; an Entra v1.0 token means the app registration's "
+            "requestedAccessTokenVersion is not 2). 403: it verifies but lacks the items.read scope or "
+            "app role (the deploy identity's app role assignment, stack output api_client_id).",
+        )
+    if response.status_code >= 500 or _json(response) is None:
+        return _start_up_failure(response, AUTHENTICATED_PATH)
+    problem = _json(response) or {}
+    return Observation(
+        Outcome.START_UP_ERROR,
+        f"GET {AUTHENTICATED_PATH} with the token answered {response.status_code}: "
+        f"{problem.get('detail', '')}".rstrip(": "),
+        "The service answered the authenticated call with neither 200 nor a refusal: read its log stream.",
+    )
 
 
 def log_stream_hint(*, app_name: str | None, resource_group: str | None) -> str:

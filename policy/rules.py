@@ -35,6 +35,14 @@ FTP_ALLOWED: Final = "azure-native:web:WebAppFtpAllowed"
 SCM_ALLOWED: Final = "azure-native:web:WebAppScmAllowed"
 PG_SERVER: Final = "azure-native:dbforpostgresql:Server"
 PG_FIREWALL_RULE: Final = "azure-native:dbforpostgresql:FirewallRule"
+LOG_WORKSPACE: Final = "azure-native:operationalinsights:Workspace"
+# Longer than this, retention is a cost (beyond the included 31 days) nobody decided on (issue 13).
+MAX_WORKSPACE_RETENTION_DAYS: Final = 90
+# Settings whose names look secret but whose values Microsoft documents as not secret. The value checks
+# (a password in a URL, AccountKey=...) still apply to them.
+# APPLICATIONINSIGHTS_CONNECTION_STRING: "Ikey unique identifiers aren't security tokens or security
+# keys, and aren't considered secrets" (learn.microsoft.com/azure/azure-monitor/app/sdk-connection-string).
+NOT_SECRET_SETTINGS: Final = frozenset({"APPLICATIONINSIGHTS_CONNECTION_STRING"})
 
 # Cost guard defaults: every App Service SKU the stack config accepts (stack.config.APP_SERVICE_SKU_TIERS;
 # a test keeps the two equal), so a valid config never fails the default pack. Narrow or widen the guard in
@@ -212,7 +220,7 @@ def _setting_problem(name: str, value: object) -> str | None:
         return None
     if _URL_WITH_PASSWORD.match(text) or _KEY_VALUE_SECRET.search(text):
         return f"{name} holds a credential in plain text; use a Key Vault reference or managed identity."
-    if _SECRET_NAME.search(name):
+    if _SECRET_NAME.search(name) and name not in NOT_SECRET_SETTINGS:
         return f"{name} looks like a secret set in plain text; use a Key Vault reference (@Microsoft.KeyVault(...))."
     return None
 
@@ -231,6 +239,26 @@ def _no_plaintext_secrets(args: ResourceValidationArgs, report: ReportViolation)
         problem = _setting_problem(name, value)
         if problem:
             report(problem)
+
+
+def _workspace_capped(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type != LOG_WORKSPACE:
+        return
+    quota = (args.props.get("workspaceCapping") or {}).get("dailyQuotaGb")
+    # ARM's -1 (and no value at all) means no cap: ingestion, and the bill, are then unbounded.
+    if not isinstance(quota, int | float) or quota <= 0:
+        report(
+            f"workspaceCapping.dailyQuotaGb must be a positive daily cap in GB (got {quota!r}): "
+            "an uncapped workspace bills whatever it ingests."
+        )
+
+
+def _workspace_retention(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type != LOG_WORKSPACE:
+        return
+    days = args.props.get("retentionInDays")
+    if isinstance(days, int | float) and days > MAX_WORKSPACE_RETENTION_DAYS:
+        report(f"retentionInDays must be at most {MAX_WORKSPACE_RETENTION_DAYS} (got {days}).")
 
 
 def _sku_allowed(args: ResourceValidationArgs, report: ReportViolation) -> None:
@@ -302,6 +330,18 @@ RESOURCE_POLICIES: Final[tuple[ResourceValidationPolicy, ...]] = (
         "no-plaintext-secrets-in-app-settings",
         "App settings and connection strings hold no credential in plain text.",
         _no_plaintext_secrets,
+        _MANDATORY,
+    ),
+    ResourceValidationPolicy(
+        "log-workspace-daily-cap",
+        "Log Analytics workspaces have a daily ingestion cap (cost guard).",
+        _workspace_capped,
+        _MANDATORY,
+    ),
+    ResourceValidationPolicy(
+        "log-workspace-retention",
+        f"Log Analytics workspaces keep data at most {MAX_WORKSPACE_RETENTION_DAYS} days.",
+        _workspace_retention,
         _MANDATORY,
     ),
     ResourceValidationPolicy(

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
+import re
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -12,6 +12,9 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from service.redaction import redact, url_password
+from service.urls import is_loopback_host
 
 # The issuer `make token` signs for; only ever trusted when APP_ENV=development.
 DEVELOPMENT_ISSUER: Final = "http://127.0.0.1/backend-iac-dev"
@@ -28,6 +31,14 @@ MAX_HEADER_BYTES: Final = 32 * 1024
 MAX_HEADER_FIELDS: Final = 100
 
 
+# Set by App Service in every app's environment, read-only: "WEBSITE_SITE_NAME: Read-only. App name."
+# (https://learn.microsoft.com/en-us/azure/app-service/reference-app-settings, "App environment"), and
+# WEBSITE_INSTANCE_ID, the instance's id (https://github.com/projectkudu/kudu/wiki/Azure-runtime-environment).
+# Either one present means the service runs on App Service: production unless told otherwise, never
+# development.
+APP_SERVICE_MARKERS: Final = ("WEBSITE_SITE_NAME", "WEBSITE_INSTANCE_ID")
+
+
 class AppEnv(StrEnum):
     DEVELOPMENT = "development"
     PRODUCTION = "production"
@@ -38,19 +49,37 @@ class DatabaseAuth(StrEnum):
     MANAGED_IDENTITY = "managed-identity"
 
 
+class SqliteStorage(StrEnum):
+    """SQLITE_STORAGE: how the SQLite store treats its file's filesystem (service.db.storage)."""
+
+    AUTO = "auto"  # detect it from /proc/self/mountinfo
+    LOCAL = "local"  # WAL, any number of worker processes
+    NETWORK = "network"  # rollback journal, exclusive lock, one worker process
+
+
 class ConfigurationError(Exception):
     """Start-up refused: the message lists every bad setting by name."""
 
 
-def _is_loopback(host: str | None) -> bool:
-    if host in (None, ""):
-        return False
-    if host == "localhost":
-        return True
+def _postgres_url_problems(url: str) -> list[str]:
+    """libpq's own parse of the URL (what psycopg will do on every connect), its complaint redacted: a
+    URL it refuses would otherwise fail every reconnect, each failure logged with the part it quotes."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+        parameters = conninfo_to_dict(url)
+    except psycopg.Error as error:
+        reason = redact(str(error).strip(), [password] if (password := url_password(url)) else [])
+        return [f"DATABASE_URL: not a valid PostgreSQL URL ({reason})"]
+    ports = str(parameters.get("port") or "5432").split(",")
+    if not all(port.isdigit() and 0 < int(port) < 65536 for port in ports):
+        return ["DATABASE_URL: the port must be a number from 1 to 65535"]
+    return []
+
+
+def _on_app_service(data: dict[str, object]) -> bool:
+    return any(data.get(name.lower()) for name in APP_SERVICE_MARKERS)
 
 
 def _default_sqlite_path(app_env: AppEnv) -> Path:
@@ -60,14 +89,78 @@ def _default_sqlite_path(app_env: AppEnv) -> Path:
     return Path("var") / "backend-iac.sqlite3"
 
 
+# The samplers the Azure Monitor OpenTelemetry distro accepts in OTEL_TRACES_SAMPLER (its
+# SUPPORTED_OTEL_SAMPLERS, azure-monitor-opentelemetry 1.8.11 `_constants.py`); the ratio ones take a
+# fraction in OTEL_TRACES_SAMPLER_ARG, microsoft.rate_limited takes traces per second.
+TRACE_SAMPLERS: Final = (
+    "microsoft.rate_limited",
+    "microsoft.fixed_percentage",
+    "always_on",
+    "always_off",
+    "trace_id_ratio",
+    "parentbased_always_on",
+    "parentbased_always_off",
+    "parentbased_trace_id_ratio",
+)
+_RATIO_SAMPLERS: Final = ("microsoft.fixed_percentage", "trace_id_ratio", "parentbased_trace_id_ratio")
+_INSTRUMENTATION_KEY = re.compile(
+    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+)
+
+
+def telemetry_problems(
+    connection_string: str | None, sampler: str | None, sampler_arg: float | None
+) -> list[str]:
+    """What is wrong with the Application Insights settings, each problem naming its setting."""
+    problems: list[str] = []
+    if connection_string is not None and connection_string.strip():
+        # `Key=Value;Key=Value`, keys case-insensitive (learn.microsoft.com/azure/azure-monitor/app/connection-strings).
+        fields = {
+            key.strip().lower(): value.strip()
+            for key, _, value in (
+                part.partition("=") for part in connection_string.split(";") if part.strip()
+            )
+        }
+        name = "APPLICATIONINSIGHTS_CONNECTION_STRING"
+        if not _INSTRUMENTATION_KEY.fullmatch(fields.get("instrumentationkey", "")):
+            problems.append(
+                f"{name}: needs InstrumentationKey=<guid> (copy it from the Application Insights resource)"
+            )
+        endpoint = fields.get("ingestionendpoint")
+        if endpoint:
+            parts = urlsplit(endpoint)
+            if parts.scheme != "https" and not (parts.scheme == "http" and is_loopback_host(parts.hostname)):
+                problems.append(
+                    f"{name}: IngestionEndpoint must be an https:// URL (got {parts.scheme or endpoint!r})"
+                )
+    if sampler is not None and sampler not in TRACE_SAMPLERS:
+        problems.append(f"OTEL_TRACES_SAMPLER: one of {', '.join(TRACE_SAMPLERS)} (got {sampler!r})")
+    if sampler_arg is not None:
+        if sampler in _RATIO_SAMPLERS and not 0.0 <= sampler_arg <= 1.0:
+            problems.append(
+                f"OTEL_TRACES_SAMPLER_ARG: a fraction between 0 and 1 for {sampler} (got {sampler_arg})"
+            )
+        elif sampler_arg < 0:
+            problems.append(f"OTEL_TRACES_SAMPLER_ARG: must not be negative (got {sampler_arg})")
+    return problems
+
+
 class Settings(BaseSettings):
     """Every setting the service reads. Names are the environment variables, upper-cased."""
 
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
 
+    # Default: development locally; production on App Service (see _default_app_env).
     app_env: AppEnv = AppEnv.DEVELOPMENT
-    database_url: str | None = None
+    # App Service's own read-only variables (APP_SERVICE_MARKERS), read only to tell where we run.
+    website_site_name: str | None = None
+    website_instance_id: str | None = None
+    # repr=False: the URL may carry a password, and a Settings repr must never show it.
+    database_url: str | None = Field(default=None, repr=False)
     database_auth: DatabaseAuth = DatabaseAuth.PASSWORD
+    # auto: detect a network share under the SQLite file (App Service's /home is one); local or network
+    # override the detection (network is how the tests run the network-share mode on a local disk).
+    sqlite_storage: SqliteStorage = SqliteStorage.AUTO
     database_connect_timeout: float = Field(default=3.0, gt=0, le=30)
     database_statement_timeout: float = Field(default=5.0, gt=0, le=120)
     database_pool_size: int = Field(default=5, ge=1, le=50)
@@ -104,17 +197,55 @@ class Settings(BaseSettings):
     def _upper_case_level(cls, value: object) -> object:
         return value.strip().upper() if isinstance(value, str) else value
 
+    # A request head (request line and headers) not complete this long after its connection opened, or
+    # after its first byte on a kept-alive connection, gets 408 and the connection is closed (service.worker):
+    # a half-sent or silent connection would otherwise hold a descriptor for ever.
+    request_header_timeout: float = Field(default=10.0, gt=0, le=120)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_app_env(cls, data: object) -> object:
+        """APP_ENV left unset on App Service means production: failing open into development (local keys,
+        relaxed checks) is the one mistake a deployment must never make quietly."""
+        if isinstance(data, dict) and data.get("app_env") in (None, "") and _on_app_service(data):
+            return {**data, "app_env": AppEnv.PRODUCTION}
+        return data
+
+    # Application Insights (service.telemetry, docs/observability.md): off unless the connection string
+    # is set. The sampler settings are the OpenTelemetry names the Azure Monitor distro reads; they are
+    # declared here so a bad value refuses start-up instead of being logged and replaced by a default.
+    applicationinsights_connection_string: str | None = None
+    otel_traces_sampler: str | None = None
+    otel_traces_sampler_arg: float | None = None
+
     @model_validator(mode="after")
     def _check_coherent(self) -> Settings:
         problems: list[str] = []
+        if self.app_env is AppEnv.DEVELOPMENT and _on_app_service(
+            {"website_site_name": self.website_site_name, "website_instance_id": self.website_instance_id}
+        ):
+            problems.append(
+                "APP_ENV: development is refused on App Service (WEBSITE_SITE_NAME or WEBSITE_INSTANCE_ID is set)"
+            )
         if self.database_url is not None and not self.database_url.startswith(
             ("postgresql://", "postgres://", "sqlite:///")
         ):
             problems.append("DATABASE_URL: must start with postgresql:// or sqlite:/// (got another scheme)")
+        if self.uses_postgres and self.database_url is not None:
+            problems.extend(_postgres_url_problems(self.database_url))
         if self.database_auth is DatabaseAuth.MANAGED_IDENTITY and not self.uses_postgres:
             problems.append("DATABASE_AUTH: managed-identity needs a postgresql:// DATABASE_URL")
         if self.app_env is AppEnv.PRODUCTION:
             problems.extend(self._production_problems())
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @model_validator(mode="after")
+    def _check_telemetry(self) -> Settings:
+        problems = telemetry_problems(
+            self.applicationinsights_connection_string, self.otel_traces_sampler, self.otel_traces_sampler_arg
+        )
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -129,7 +260,9 @@ class Settings(BaseSettings):
         for name, url in (("AUTH_ISSUER", self.auth_issuer), ("AUTH_JWKS_URL", self.auth_jwks_url)):
             if url:
                 parts = urlsplit(url)
-                if parts.scheme != "https" and not (parts.scheme == "http" and _is_loopback(parts.hostname)):
+                if parts.scheme != "https" and not (
+                    parts.scheme == "http" and is_loopback_host(parts.hostname)
+                ):
                     problems.append(f"{name}: must be an https:// URL in production (got {parts.scheme}://)")
         return problems
 

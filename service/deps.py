@@ -34,9 +34,29 @@ def _caller_with(scope: str) -> Callable[[Request], Awaitable[Caller]]:
         verifier: TokenVerifier = request.app.state.verifier
         verified = await verifier.verify(bearer_token(request.headers.get("authorization")))
         verified.require(scope)
+        if verified.legacy_owner is not None:
+            await _adopt_legacy_items(request, verified, verified.legacy_owner)
         return verified
 
     return caller
+
+
+# Owners whose legacy items this worker has already adopted: one set lookup per request after the first.
+# Bounded: past the cap it starts over (adoption is idempotent, so forgetting costs one UPDATE per caller).
+_ADOPTED_CAP = 100_000
+
+
+async def _adopt_legacy_items(request: Request, caller: Caller, legacy_owner: str) -> None:
+    adopted: set[str] | None = getattr(request.app.state, "adopted_owners", None)
+    if adopted is None:
+        adopted = request.app.state.adopted_owners = set()
+    if caller.subject in adopted:
+        return
+    store: Store = request.app.state.store
+    await store.adopt_items(owner=caller.subject, legacy_owner=legacy_owner)
+    if len(adopted) >= _ADOPTED_CAP:
+        adopted.clear()
+    adopted.add(caller.subject)
 
 
 SettingsDep = Annotated[Settings, Depends(_settings)]

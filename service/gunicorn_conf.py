@@ -24,13 +24,18 @@ def _settings_or_exit() -> Settings:
 _settings = _settings_or_exit()
 bind = f"0.0.0.0:{_settings.port}"
 workers = _settings.web_concurrency
-worker_class = "uvicorn_worker.UvicornWorker"
+# uvicorn-worker's worker with limits enforced while a request head is parsed, a head deadline and a
+# connection bound (service.worker).
+worker_class = "service.worker.LimitedUvicornWorker"
+# Connections one worker keeps open at once (capped by its descriptor limit); past it: 503 and close.
+worker_connections = 1000
 
 # A worker silent this long is killed and replaced; well under the front end's fixed 230 s.
 timeout = 120
 # SIGTERM (App Service stopping or recycling the container): requests in flight get this long to finish.
 graceful_timeout = _settings.graceful_timeout
-# Longer than the front end's idle keep-alive, so it never reuses a connection we just closed.
+# Longer than the front end's idle keep-alive, so it never reuses a connection we just closed. This is
+# also the idle timeout: a kept-alive connection silent this long after a response is closed.
 keepalive = 75
 # App Service terminates TLS in front of the container and sets X-Forwarded-*; nothing else reaches it.
 forwarded_allow_ips = "*"
@@ -57,6 +62,8 @@ def on_starting(server: Any) -> None:
         server.log.error("start-up refused: %s", error)
         print(f"backend-iac: start-up refused: {error}", file=sys.stderr)
         sys.exit(3)
+    if not settings.uses_postgres:
+        _choose_sqlite_mode(server, settings)
     try:
         applied = asyncio.run(migrate_database(settings))
         server.log.info("schema migrations applied: %s", applied or "none pending")
@@ -68,3 +75,43 @@ def on_starting(server: Any) -> None:
         server.log.warning(
             "database unreachable at start-up; workers retry and /readyz reports it: %s", error
         )
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    """In each worker, after the fork: start Application Insights when it is configured.
+
+    Here and not in the master: the exporter's threads would not survive the fork. Before the app is
+    imported, so `create_app` finds telemetry on and instruments itself.
+    """
+    from service import telemetry
+    from service.config import get_settings
+
+    telemetry.start(get_settings().applicationinsights_connection_string)
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    """In each worker that exits normally: push the buffered telemetry (a no-op once the app's lifespan
+    did it; a SIGTERM'd uvicorn worker never gets here, so the lifespan is what flushes on shutdown)."""
+    from service import telemetry
+
+    telemetry.flush_and_stop()
+
+
+def _choose_sqlite_mode(server: Any, settings: Any) -> None:
+    """Log the SQLite mode once, for the whole service; on a network share run exactly one worker.
+
+    The network-share mode holds the database's lock for the connection's life (service.db.storage):
+    a second worker would wait for it and answer 503, so the master starts one worker instead.
+    """
+    from service.db.storage import storage_mode, worker_count
+
+    mode = storage_mode(settings.sqlite_path, settings.sqlite_storage)
+    server.log.info("%s", mode.describe())
+    allowed = worker_count(server.num_workers, mode)
+    if allowed != server.num_workers:
+        server.log.warning(
+            "WEB_CONCURRENCY=%s lowered to %s: the SQLite file is on a network share",
+            server.num_workers,
+            allowed,
+        )
+        server.num_workers = allowed

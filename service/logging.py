@@ -15,7 +15,9 @@ from typing import Any, Final, Literal
 
 from pythonjsonlogger.json import JsonFormatter
 
+from service.redaction import RedactSecretsFilter
 from service.request_context import current_request_id
+from service.telemetry import current_trace_ids
 
 LogFormat = Literal["json", "text"]
 LOG_FORMATS: Final = ("auto", "json", "text")
@@ -35,6 +37,9 @@ class _RequestIdFilter(logging.Filter):
         # uvicorn attaches a copy of its message with ANSI colour codes for its own console formatter;
         # in a JSON line (or a log file) those escapes are noise.
         record.__dict__.pop("color_message", None)
+        # With Application Insights on, the line names its trace, so a log line leads to its request.
+        if (ids := current_trace_ids()) is not None:
+            record.trace_id, record.span_id = ids
         return True
 
 
@@ -91,14 +96,15 @@ def logging_config(level: str = "INFO", log_format: LogFormat | None = None) -> 
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"request_id": {"()": _RequestIdFilter}},
+        # Every line passes the redaction filter: no handler writes a database password, whatever logs it.
+        "filters": {"request_id": {"()": _RequestIdFilter}, "redact": {"()": RedactSecretsFilter}},
         "formatters": {"json": {"()": json_formatter}, "text": {"()": _ConsoleFormatter}},
         "handlers": {
             "stdout": {
                 "class": "logging.StreamHandler",
                 "stream": "ext://sys.stdout",
                 "formatter": log_format or chosen_log_format(),
-                "filters": ["request_id"],
+                "filters": ["request_id", "redact"],
             }
         },
         "root": {"level": level, "handlers": ["stdout"]},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -10,11 +11,13 @@ from typing import Any, Final
 
 from fastapi import FastAPI
 
+from service import telemetry
 from service.auth import JwksCache, KeySource, StaticKeys, TokenVerifier
 from service.config import AppEnv, Settings, get_settings
 from service.db.errors import DatabaseUnavailable
 from service.db.factory import open_store
-from service.middleware import RequestContextMiddleware, RequestLimitsMiddleware
+from service.db.store import Store
+from service.middleware import RequestContextMiddleware, RequestLimitsMiddleware, SecurityHeadersMiddleware
 from service.problems import PROBLEM_JSON, install_problem_handlers
 from service.routes import health, items, version
 from service.routes.docs import install_api_docs
@@ -81,6 +84,27 @@ def _document_problems(schema: dict[str, Any]) -> None:
                     response["content"] = content
 
 
+# Each worker purges expired idempotency keys this long after start-up, then at this interval. Several
+# workers purging at once is harmless: a key deleted twice is deleted once.
+KEY_PURGE_FIRST_SECONDS: Final = 30.0
+KEY_PURGE_INTERVAL_SECONDS: Final = 600.0
+_KEY_PURGE_MAX_BATCHES: Final = 100
+
+
+async def purge_expired_keys_forever(store: Store, *, first: float, interval: float) -> None:
+    """Delete expired idempotency keys in the background, in short batches, off every request's path."""
+    delay = first
+    while True:
+        await asyncio.sleep(delay)
+        delay = interval
+        try:
+            for _ in range(_KEY_PURGE_MAX_BATCHES):  # bounded; the rest waits for the next round
+                if await store.purge_expired_idempotency_keys() == 0:
+                    break
+        except DatabaseUnavailable as error:
+            logger.warning("expired idempotency keys not purged", extra={"reason": str(error)})
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; settings default to the environment's, read once."""
 
@@ -96,7 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         keys = _key_source(resolved)
         if isinstance(keys, JwksCache):
-            await keys.refresh()  # warm the cache; an unreachable IdP is logged and retried on demand
+            keys.start()  # warm the cache in the background: start-up never waits for the identity provider
         app.state.verifier = TokenVerifier(
             issuer=resolved.issuer,
             audience=resolved.audience,
@@ -111,10 +135,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "database not ready at start-up; readiness will report it", extra={"reason": str(error)}
             )
         app.state.store = store
+        purge = asyncio.create_task(
+            purge_expired_keys_forever(
+                store, first=KEY_PURGE_FIRST_SECONDS, interval=KEY_PURGE_INTERVAL_SECONDS
+            )
+        )
         try:
             yield
         finally:
+            if isinstance(keys, JwksCache):
+                await keys.close()
+            purge.cancel()
+            await asyncio.gather(purge, return_exceptions=True)
             await store.close()
+            # Here, not only in gunicorn's worker_exit: uvicorn ends a graceful shutdown by re-raising
+            # SIGTERM, which kills the worker before worker_exit or atexit could run.
+            await asyncio.to_thread(telemetry.flush_and_stop)
 
     app = FastAPI(
         title="backend-iac",
@@ -138,7 +174,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_body_bytes=settings.max_body_bytes if settings else None,
         body_timeout=settings.request_body_timeout if settings else None,
     )
+    # Outside the limits, so their refusals carry the security headers too.
+    app.add_middleware(
+        SecurityHeadersMiddleware,
+        hsts=settings.app_env is AppEnv.PRODUCTION if settings else None,
+    )
     app.add_middleware(RequestContextMiddleware)
+    telemetry.instrument_app(app)  # only when this process started telemetry (gunicorn's post_fork)
     return app
 
 

@@ -1,4 +1,4 @@
-"""Pure ASGI middleware: request ids and access lines, and the request body size limit.
+"""Pure ASGI middleware: request ids and access lines, the request body size limit, security headers.
 
 Written against ASGI directly (not BaseHTTPMiddleware) so they cost microseconds and never buffer a body.
 """
@@ -13,13 +13,15 @@ import sys
 import time
 from datetime import UTC, datetime
 from typing import Final
+from urllib.parse import urlsplit
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.config import MAX_BODY_BYTES, MAX_HEADER_BYTES, MAX_HEADER_FIELDS, Settings
+from service.config import MAX_BODY_BYTES, MAX_HEADER_BYTES, MAX_HEADER_FIELDS, AppEnv, Settings
 from service.logging import chosen_log_format, render_access_line
 from service.request_context import set_request_id
+from service.telemetry import current_trace_ids
 
 # The settings' default, for an app whose lifespan has not run (the settings are read there).
 _DEFAULT_BODY_TIMEOUT: float = Settings.model_fields["request_body_timeout"].default
@@ -64,6 +66,8 @@ def _write_access_line(method: str, path: str, status: int, duration_ms: float, 
         "request_id": request_id,
         "time": datetime.now(UTC).isoformat(),
     }
+    if (ids := current_trace_ids()) is not None:  # Application Insights on: the request's own trace
+        line["trace_id"], line["span_id"] = ids
     try:
         sys.stdout.write(
             json.dumps(line) + "\n" if _ACCESS_FORMAT == "json" else render_access_line(line, "text")
@@ -190,3 +194,77 @@ class RequestLimitsMiddleware:
         response = problem(status, detail=detail, instance=scope["path"])
         response.headers["Connection"] = "close"
         await response(scope, receive, send)
+
+
+# One year, and subdomains too: `max-age=31536000; includeSubDomains`, the example MDN gives
+# (https://developer.mozilla.org/en-US/docs/Web/HTTP/Headers/Strict-Transport-Security; directives from
+# RFC 6797 section 6.1). No `preload`: not part of the RFC, it asks browsers to hard-code the whole domain
+# (hstspreload.org) and is slow to undo. OWASP's cheat sheet: unchecked.
+HSTS_VALUE: Final = b"max-age=31536000; includeSubDomains"
+_NOSNIFF: Final = (b"x-content-type-options", b"nosniff")
+_NO_STORE: Final = (b"cache-control", b"no-store")
+
+
+def _relative_location(value: bytes, scope: Scope) -> bytes:
+    """An absolute Location made relative: the path and query only, never the scheme and host that a
+    redirect built from the request (Starlette's trailing-slash redirect: `f"{scheme}://{host}{path}"`)
+    took from the client's Host header, which may itself hold a path or an `@`."""
+    text = value.decode("latin-1")
+    host = next((header.decode("latin-1") for name, header in scope["headers"] if name == b"host"), None)
+    prefix = f"{scope.get('scheme', 'http')}://{host}"
+    if host is not None and text.startswith(prefix):
+        rest = text[len(prefix) :]
+    else:
+        parts = urlsplit(text)
+        if not parts.scheme and not parts.netloc:
+            return value
+        rest = parts.path + (f"?{parts.query}" if parts.query else "")
+    # "//evil.example" would be read as another host: one leading slash, always.
+    return ("/" + rest.lstrip("/")).encode("latin-1")
+
+
+class SecurityHeadersMiddleware:
+    """Headers every response carries: `nosniff` always; `Cache-Control: no-store` on the API and on any
+    response to a request that carried credentials; HSTS in production (TLS ends at App Service's front
+    end, which only forwards HTTPS when the app is HTTPS-only); redirects relative, never built from Host.
+    """
+
+    def __init__(self, app: ASGIApp, *, hsts: bool | None = None) -> None:
+        self.app = app
+        self.hsts = hsts
+
+    def _resolve_hsts(self, scope: Scope) -> bool:
+        if self.hsts is None:
+            settings = getattr(scope["app"].state, "settings", None) if "app" in scope else None
+            if not isinstance(settings, Settings):
+                return True  # settings not read yet: the stricter answer
+            self.hsts = settings.app_env is AppEnv.PRODUCTION
+        return self.hsts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        hsts = self._resolve_hsts(scope)
+        no_store = scope["path"].startswith("/api/") or any(
+            name == b"authorization" for name, _ in scope["headers"]
+        )
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                names = {name.lower() for name, _ in headers}
+                extra = [_NOSNIFF]
+                if no_store and b"cache-control" not in names:
+                    extra.append(_NO_STORE)
+                if hsts:
+                    extra.append((b"strict-transport-security", HSTS_VALUE))
+                if 300 <= message["status"] < 400:
+                    headers = [
+                        (name, _relative_location(value, scope) if name.lower() == b"location" else value)
+                        for name, value in headers
+                    ]
+                message["headers"] = headers + extra
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

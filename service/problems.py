@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from service.auth import AuthError
-from service.db.errors import DatabaseUnavailable
+from service.db.errors import DatabaseUnavailable, IdempotencyKeyInFlight, IdempotencyKeyReused
 from service.request_context import current_request_id
 
 PROBLEM_JSON = "application/problem+json"
@@ -159,6 +159,27 @@ async def _database_unavailable(request: Request, error: Exception) -> JSONRespo
     )
 
 
+async def _idempotency_key_reused(request: Request, error: Exception) -> JSONResponse:
+    # 422 with a problem body: draft-ietf-httpapi-idempotency-key-header-07, "Error Scenarios".
+    return problem(
+        422,
+        kind="idempotency-key-reused",
+        detail="this Idempotency-Key was already used with a different request body; use a new key",
+        instance=request.url.path,
+    )
+
+
+async def _idempotency_key_in_flight(request: Request, error: Exception) -> JSONResponse:
+    # 409 with a problem body: same draft, same section; the client retries unchanged, a little later.
+    return problem(
+        409,
+        kind="idempotency-key-in-flight",
+        detail="a request with this Idempotency-Key is still being processed; retry shortly",
+        instance=request.url.path,
+        headers={"Retry-After": "1"},
+    )
+
+
 async def _unexpected(request: Request, error: Exception) -> JSONResponse:
     logger.exception("unhandled error", extra={"path": request.url.path})
     return problem(500, detail="an unexpected error occurred; it has been logged", instance=request.url.path)
@@ -169,4 +190,6 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(AuthError, _auth_error)
     app.add_exception_handler(DatabaseUnavailable, _database_unavailable)
+    app.add_exception_handler(IdempotencyKeyReused, _idempotency_key_reused)
+    app.add_exception_handler(IdempotencyKeyInFlight, _idempotency_key_in_flight)
     app.add_exception_handler(Exception, _unexpected)

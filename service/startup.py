@@ -21,3 +21,6 @@ BUILD_INFO_FILE: Final = "build_info.json"
 
 # App Service's front end drops a request it has waited on for 230 s, whatever the app does.
 FRONT_END_TIMEOUT_SECONDS: Final = 230
+
+# The app setting that turns Application Insights on (service.telemetry reads it; the stack sets it).
+TELEMETRY_CONNECTION_STRING_SETTING: Final = "APPLICATIONINSIGHTS_CONNECTION_STRING"

@@ -47,6 +47,10 @@ TIER_MAX_INSTANCES: Final[Mapping[str, int]] = {"Basic": 3, "Standard": 10, "Pre
 # Entra accepts at most 20 federated identity credentials on one user-assigned identity.
 MAX_FEDERATED_CREDENTIALS: Final = 20
 
+# Past this a day the cap stops being a guard (100 GB/day is where commitment tiers start).
+MAX_MONITORING_DAILY_CAP_GB: Final = 100.0
+DEFAULT_MONITORING_DAILY_CAP_GB: Final = 0.1  # Pulumi.yaml's default, for callers that pass no value
+
 PostgresAuth = Literal["managed-identity", "password"]
 POSTGRES_AUTH_MODES: Final[tuple[PostgresAuth, ...]] = ("managed-identity", "password")
 
@@ -69,6 +73,13 @@ _REF_NAME = re.compile(r"^[A-Za-z0-9._/+-]{1,200}$")
 # GitHub's immutable subject format (`repo:owner@123/name@456`) is copied from the repository's OIDC
 # settings, not derived here; checked only for what would make the subject ambiguous or unmatchable.
 _SUBJECT_PREFIX = re.compile(r"^repo:[^/:\s*?]+/[^/:\s*?]+$")
+GUID: Final = re.compile(r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+ENTRA_LOGIN_PREFIX: Final = "https://login.microsoftonline.com/"
+ENTRA_V1_PREFIX: Final = "https://sts.windows.net/"
+ENTRA_V2_ISSUER: Final = re.compile(r"^https://login\.microsoftonline\.com/(?P<tenant>[^/]+)/v2\.0$")
+ENTRA_V1_ISSUER: Final = re.compile(
+    r"^https://sts\.windows\.net/[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}/$"
+)
 _DATABASE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _ADMIN_LOGIN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 # Logins Azure Database for PostgreSQL refuses for the administrator.
@@ -100,12 +111,17 @@ class StackConfig:
     app_service_sku: str
     instance_count: int
     python_version: str
+    # Both empty (the default): the program declares the API's Entra app registration and derives the
+    # issuer and audience from it. Both set: bring your own issuer, no registration is declared.
     auth_issuer: str
     auth_audience: str
     enable_postgres: bool
     postgres_auth: PostgresAuth
     postgres_database_name: str
     postgres_admin_login: str
+    # Application Insights and a Log Analytics workspace capped at monitoring_daily_cap_gb a day.
+    enable_monitoring: bool = True
+    monitoring_daily_cap_gb: float = 0.1
     # `repo:<owner>/<name>` as GitHub renders it in the token (with immutable ids for new repositories);
     # empty means `repo:<github_repository>`.
     github_subject_prefix: str = ""
@@ -125,6 +141,11 @@ class StackConfig:
     def subject_prefix(self) -> str:
         """What every federated subject starts with, up to the `:` before the ref, environment or event."""
         return subject_prefix_for(self.github_repository, self.github_subject_prefix)
+
+    @property
+    def declares_api_registration(self) -> bool:
+        """True when the stack declares the API's app registration (no issuer of the user's own)."""
+        return not self.auth_issuer
 
     @property
     def resource_group_name(self) -> str:
@@ -250,10 +271,9 @@ def parse_stack_config(values: Mapping[str, str], *, stack: str, location: str |
             f"one of {', '.join(PYTHON_VERSIONS)}"
         )
 
-    issuer = read.string("authIssuer")
-    if issuer and not issuer.startswith("https://"):
-        read.problems[config_key("authIssuer")] = f"must be an https:// URL (got {issuer!r})"
-    audience = read.string("authAudience")
+    issuer = read.optional_string("authIssuer").strip()
+    audience = read.optional_string("authAudience").strip()
+    read.problems.update(auth_problems(issuer, audience))
 
     enable_postgres = read.boolean("enablePostgres")
     auth = read.string("postgresAuth")
@@ -292,6 +312,9 @@ def parse_stack_config(values: Mapping[str, str], *, stack: str, location: str |
             "server and its data (see docs/stack.md, 'Moving a database between networks')"
         )
     ranges = _network_ranges(read)
+    # Both default as Pulumi.yaml says when absent (callers that predate them pass no value).
+    enable_monitoring = read.boolean("enableMonitoring") if "enableMonitoring" in values else True
+    daily_cap = _daily_cap(read)
 
     if not location:
         read.problems[LOCATION_KEY] = (
@@ -323,6 +346,8 @@ def parse_stack_config(values: Mapping[str, str], *, stack: str, location: str |
         vnet_address_space=ranges[0],
         app_subnet_prefix=ranges[1],
         postgres_subnet_prefix=ranges[2],
+        enable_monitoring=enable_monitoring,
+        monitoring_daily_cap_gb=daily_cap,
     )
 
 
@@ -368,6 +393,101 @@ def _network_ranges(read: _Reader) -> tuple[str, str, str]:
     return texts[0], texts[1], texts[2]
 
 
+def _daily_cap(read: _Reader) -> float:
+    """monitoringDailyCapGb: a string in Pulumi.yaml (project config has no number type), a positive float."""
+    name = "monitoringDailyCapGb"
+    value = read.optional_string(name) or str(DEFAULT_MONITORING_DAILY_CAP_GB)
+    try:
+        cap = float(value)
+    except ValueError:
+        read.problems[config_key(name)] = f"must be a number of GB per day, e.g. 0.1 (got {value!r})"
+        return 0.0
+    if not 0 < cap <= MAX_MONITORING_DAILY_CAP_GB:
+        read.problems[config_key(name)] = (
+            f"must be more than 0 and at most {MAX_MONITORING_DAILY_CAP_GB:g} GB a day (got {value}); "
+            "an uncapped workspace is refused, turn monitoring off with enableMonitoring: false instead"
+        )
+    return cap
+
+
+def auth_problems(issuer: str, audience: str) -> dict[str, str]:
+    """What is wrong with the bring-your-own-issuer pair (both empty: the stack declares the registration).
+
+    Entra's access token claims reference (learn.microsoft.com/entra/identity-platform/
+    access-token-claims-reference): a v2.0 token's `iss` ends in `/v2.0` and its `aud` is always the
+    API's client id (a GUID); only a v1.0 token, whose `iss` is `https://sts.windows.net/<tenant>/`, can
+    carry the identifier URI (`api://...`) as `aud`.
+    """
+    issuer_key, audience_key = config_key("authIssuer"), config_key("authAudience")
+    if not issuer and not audience:
+        return {}
+    if not issuer or not audience:
+        missing, given = (issuer_key, audience_key) if not issuer else (audience_key, issuer_key)
+        return {
+            missing: (
+                f"required when {given} is set: {issuer_key} and {audience_key} go together (bring your "
+                "own issuer); leave both unset and the stack declares the API's Entra app registration "
+                "and derives them"
+            )
+        }
+    if not issuer.startswith("https://"):
+        return {issuer_key: f"must be an https:// URL (got {issuer!r})"}
+    v2 = ENTRA_V2_ISSUER.fullmatch(issuer)
+    if v2 is not None:
+        if not GUID.fullmatch(v2.group("tenant")):
+            return {
+                issuer_key: (
+                    f"the tenant in an Entra issuer must be the tenant id (a GUID), as tokens carry it in "
+                    f"`iss` (got {v2.group('tenant')!r}; `common`, `organizations` and domain names never "
+                    "appear there)"
+                )
+            }
+        if not GUID.fullmatch(audience):
+            return {
+                audience_key: (
+                    f"{audience!r} can never match an Entra v2.0 token: with {issuer_key} "
+                    f"{issuer} the token's `aud` is the API's client id (a GUID). Set {audience_key} to "
+                    f"the application (client) id, or leave {issuer_key} and {audience_key} unset so the "
+                    "stack declares the registration and derives both"
+                )
+            }
+        return {}
+    if issuer.startswith(ENTRA_LOGIN_PREFIX):
+        return {
+            issuer_key: (
+                f"{issuer!r} is not the issuer of any Entra access token: v2.0 tokens carry "
+                "https://login.microsoftonline.com/<tenant id>/v2.0 and v1.0 tokens "
+                "https://sts.windows.net/<tenant id>/ (set requestedAccessTokenVersion to 2 on the app "
+                f"registration and use the first), or leave {issuer_key} and {audience_key} unset"
+            )
+        }
+    if issuer.startswith(ENTRA_V1_PREFIX) and not ENTRA_V1_ISSUER.fullmatch(issuer):
+        return {
+            issuer_key: (
+                f"{issuer!r} is not an Entra v1.0 issuer: those are exactly "
+                "https://sts.windows.net/<tenant id>/ (trailing slash included; the service compares "
+                "`iss` exactly). Better: use v2.0 tokens (requestedAccessTokenVersion 2) and "
+                f"https://login.microsoftonline.com/<tenant id>/v2.0, or leave {issuer_key} and "
+                f"{audience_key} unset"
+            )
+        }
+    return {}
+
+
+def entra_v1_note(issuer: str) -> str | None:
+    """Why a (valid) sts.windows.net issuer is a choice to think twice about, or None for other issuers."""
+    if not ENTRA_V1_ISSUER.fullmatch(issuer):
+        return None
+    return (
+        f"{config_key('authIssuer')} {issuer} is Entra's v1.0 issuer: the service then accepts only v1.0 "
+        "tokens, which an app registration issues while its requestedAccessTokenVersion is unset or 1, "
+        f"with `aud` being whatever resource the client asked for (set {config_key('authAudience')} to exactly "
+        "that: the identifier URI or the client id). A v2.0 token (requestedAccessTokenVersion 2) is then "
+        "refused as coming from the wrong issuer. Leave both keys unset to have the stack declare a v2.0 "
+        "registration"
+    )
+
+
 def _subject_prefix_problem(prefix: str) -> str:
     """Why a githubSubjectPrefix cannot start a federated subject, most basic reason first."""
     where = (
@@ -407,6 +527,8 @@ CONFIG_KEYS: Final = (
     "postgresAdminLogin",
     "postgresNetwork",
     *NETWORK_KEYS,
+    "enableMonitoring",
+    "monitoringDailyCapGb",
 )
 
 

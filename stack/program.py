@@ -1,4 +1,5 @@
-"""The whole stack, from a validated StackConfig: resource group, identities, web app, optional database."""
+"""The whole stack, from a validated StackConfig: resource group, identities, the API's app registration,
+web app, optional database."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ import pulumi
 from pulumi_azure_native import authorization, managedidentity, resources
 
 from service.startup import STARTUP_COMMAND
+from service.startup import TELEMETRY_CONNECTION_STRING_SETTING as TELEMETRY_SETTING
+from stack.components.api_registration import ApiRegistration, ApiRegistrationArgs
 from stack.components.github_oidc import GitHubOidc, GitHubOidcArgs
+from stack.components.monitoring import Monitoring, MonitoringArgs
 from stack.components.network import PrivateNetwork, PrivateNetworkArgs, dns_zone_name
 from stack.components.postgres import PostgresDatabase, PostgresDatabaseArgs, PostgresPrivateAccess
 from stack.components.web_app import WebApp, WebAppArgs
@@ -22,12 +26,18 @@ from stack.github_subjects import subjects_for
 CONTAINER_START_TIME_LIMIT_SECONDS: Final = 600
 
 
-def app_settings(config: StackConfig, identity_client_id: pulumi.Input[str]) -> dict[str, pulumi.Input[str]]:
+def app_settings(
+    config: StackConfig,
+    identity_client_id: pulumi.Input[str],
+    *,
+    auth_issuer: pulumi.Input[str],
+    auth_audience: pulumi.Input[str],
+) -> dict[str, pulumi.Input[str]]:
     """The settings every deployment has; database settings are added by the caller when Postgres is on."""
     return {
         "APP_ENV": "production",
-        "AUTH_ISSUER": config.auth_issuer,
-        "AUTH_AUDIENCE": config.auth_audience,
+        "AUTH_ISSUER": auth_issuer,
+        "AUTH_AUDIENCE": auth_audience,
         "SCM_DO_BUILD_DURING_DEPLOYMENT": "true",
         "WEBSITES_CONTAINER_START_TIME_LIMIT": str(CONTAINER_START_TIME_LIMIT_SECONDS),
         # azure-identity picks the user-assigned identity by this client id (there is no system identity).
@@ -52,7 +62,43 @@ def define_stack(config: StackConfig) -> dict[str, pulumi.Input[str]]:
         tags=config.tags,
     )
 
-    settings = app_settings(config, app_identity.client_id)
+    # The CI identities come first: the API's registration makes the deploy identity its owner and gives
+    # it the app role the runtime gate calls the API with.
+    oidc = GitHubOidc(
+        "github",
+        GitHubOidcArgs(
+            resource_group_name=group.name,
+            resource_group_id=group.id,
+            location=config.location,
+            subscription_id=client.subscription_id,
+            subjects=subjects_for(
+                config.github_repository,
+                branches=config.github_branches,
+                tags=config.github_tags,
+                environments=config.github_environments,
+                pull_requests=config.github_pull_requests,
+                subject_prefix=config.github_subject_prefix,
+            ),
+            tags=config.tags,
+        ),
+    )
+    registration: ApiRegistration | None = None
+    auth_issuer: pulumi.Input[str] = config.auth_issuer
+    auth_audience: pulumi.Input[str] = config.auth_audience
+    if config.declares_api_registration:
+        registration = ApiRegistration(
+            "api",
+            ApiRegistrationArgs(
+                display_name=f"{config.project}-{config.stack} API",
+                tenant_id=client.tenant_id,
+                deploy_principal_id=oidc.deploy_principal_id,
+            ),
+        )
+        auth_issuer, auth_audience = registration.issuer, registration.audience
+
+    settings = app_settings(
+        config, app_identity.client_id, auth_issuer=auth_issuer, auth_audience=auth_audience
+    )
     database: PostgresDatabase | None = None
     private_network: PrivateNetwork | None = None
     if config.private_database:
@@ -96,6 +142,21 @@ def define_stack(config: StackConfig) -> dict[str, pulumi.Input[str]]:
         settings["DATABASE_AUTH"] = database.database_auth
         settings["DATABASE_URL"] = database.database_url_setting
 
+    monitoring: Monitoring | None = None
+    if config.enable_monitoring:
+        monitoring = Monitoring(
+            "monitoring",
+            MonitoringArgs(
+                resource_group_name=group.name,
+                location=config.location,
+                daily_cap_gb=config.monitoring_daily_cap_gb,
+                tags=config.tags,
+            ),
+        )
+        # The service turns telemetry on when this is set (service/telemetry.py); not a secret (see
+        # stack/components/monitoring.py), and never a stack output.
+        settings[TELEMETRY_SETTING] = monitoring.connection_string
+
     app = WebApp(
         "app",
         WebAppArgs(
@@ -116,24 +177,8 @@ def define_stack(config: StackConfig) -> dict[str, pulumi.Input[str]]:
             integration_subnet=private_network.app_subnet if private_network is not None else None,
         ),
     )
-    oidc = GitHubOidc(
-        "github",
-        GitHubOidcArgs(
-            resource_group_name=group.name,
-            resource_group_id=group.id,
-            location=config.location,
-            subscription_id=client.subscription_id,
-            subjects=subjects_for(
-                config.github_repository,
-                branches=config.github_branches,
-                tags=config.github_tags,
-                environments=config.github_environments,
-                pull_requests=config.github_pull_requests,
-                subject_prefix=config.github_subject_prefix,
-            ),
-            tags=config.tags,
-        ),
-    )
+    if monitoring is not None:
+        monitoring.collect_web_app_logs(app.site_id)
 
     outputs: dict[str, pulumi.Input[str]] = {
         "resource_group": group.name,
@@ -143,7 +188,12 @@ def define_stack(config: StackConfig) -> dict[str, pulumi.Input[str]]:
         "ci_identity_client_id": oidc.deploy_client_id,
         "tenant_id": client.tenant_id,
         "subscription_id": client.subscription_id,
+        "auth_issuer": auth_issuer,
+        "auth_audience": auth_audience,
     }
+    if registration is not None:
+        outputs["api_client_id"] = registration.client_id
+        outputs["api_identifier_uri"] = registration.identifier_uri
     if oidc.preview_client_id is not None:
         outputs["ci_preview_identity_client_id"] = oidc.preview_client_id
     if database is not None:

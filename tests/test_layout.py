@@ -14,7 +14,9 @@ PACKAGES = ("service", "stack", "backend_iac", "policy")
 
 # What the Pulumi program may import: the standard library, Pulumi and its providers, its own modules,
 # and the service's leaf module of shared names (the start command, the health path).
-PROGRAM_MAY_IMPORT = frozenset({"pulumi", "pulumi_azure_native", "pulumi_random", "stack", "service.startup"})
+PROGRAM_MAY_IMPORT = frozenset(
+    {"pulumi", "pulumi_azure_native", "pulumi_azuread", "pulumi_random", "stack", "service.startup"}
+)
 
 
 def _module_name(path: Path) -> str:

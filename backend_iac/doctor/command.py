@@ -47,7 +47,11 @@ def explain_code(code: str, *, root: Path, stack: str, out: TextIO, err: TextIO)
         subjects = list(evaluation.federated_subjects)
     except Exception:  # noqa: S110 - the explanation stands without this stack's facts
         pass
-    text = explain(code, repository=repository, subjects=subjects, prefix=prefix)
+    try:
+        jobs = job_subjects(root, repository=repository or "<githubRepository>", prefix=prefix)
+    except DoctorInputError:
+        jobs = []
+    text = explain(code, repository=repository, subjects=subjects, prefix=prefix, jobs=jobs)
     if text is None:
         print(f"backend-iac doctor: unknown code {code!r}; known: {', '.join(known_codes())}", file=err)
         return 2
@@ -74,6 +78,44 @@ def _print_styled(text: str, out: TextIO) -> None:
         if line in ("identity", "pipeline", "runtime", "config"):
             styled = f"[bold]{styled}[/bold]"
         console.print(styled)
+
+
+def job_subjects(root: Path, *, repository: str, prefix: str | None) -> list[str]:
+    """Each job that signs in, the exact subject(s) it presents, and which credential answers it: what an
+    Entra federated credential or a Pulumi Cloud issuer policy must allow, and nothing broader."""
+    from backend_iac.doctor.workflows import (
+        PULL_REQUEST_EVENTS,
+        job_runs,
+        login_of,
+        needs_id_token,
+        presented_subjects,
+        read_workflows,
+    )
+
+    lines: dict[str, list[str]] = {}
+    for run in job_runs(read_workflows(root)):
+        steps = run.job.steps
+        if not any(login_of(run.workflow, run.job, step) or needs_id_token(step) for step in steps):
+            continue
+        for presented in presented_subjects(
+            repository,
+            run.triggers,
+            environment=run.job.environment,
+            conditions=run.conditions,
+            subject_prefix=prefix,
+        ):
+            subject = presented.subject or f"{presented.pattern} (a pattern: no exact credential can match)"
+            pull_request = presented.event in PULL_REQUEST_EVENTS and run.job.environment is None
+            who = "Azure preview identity (Reader)" if pull_request else "Azure deploy identity (Contributor)"
+            if any(needs_id_token(step) for step in steps):
+                who += (
+                    "; Pulumi Cloud: team token of the read-only preview team"
+                    if pull_request
+                    else "; Pulumi Cloud: organization token"
+                )
+            key = f"{run.workflow.path} job `{run.job.id}`: {subject}"
+            lines.setdefault(key, [who]).append(presented.event)
+    return [f"{key} on {', '.join(sorted(set(events[1:])))} -> {events[0]}" for key, events in lines.items()]
 
 
 def run_doctor(

@@ -25,6 +25,10 @@ class EntraError:
 
 _SUBJECT_CHECKS: Final = (
     "The subjects this stack declares (exact, case-sensitive):\n{subjects}",
+    "The exact subject each job presents, and who must trust it (allow exactly these, in Entra and in "
+    "Pulumi Cloud's OIDC issuer policy, and nothing broader: no wildcard, no `pull_request` on anything "
+    "that can write; `pulumi up` runs in `environment: production`, so its subject is the environment's, "
+    "not the branch's):\n{jobs}",
     "Run `backend-iac doctor`: it derives the subject of every job that signs in and names the job "
     "whose subject has no credential.",
     "Compare the `subject claim` azure/login prints in the failed run with the list above, character "
@@ -212,7 +216,12 @@ def normalise(code: str) -> str:
 
 
 def explain(
-    code: str, *, repository: str | None, subjects: Sequence[str], prefix: str | None = None
+    code: str,
+    *,
+    repository: str | None,
+    subjects: Sequence[str],
+    prefix: str | None = None,
+    jobs: Sequence[str] = (),
 ) -> str | None:
     """The explanation for one code, with this stack's facts filled in; None for a code not known here."""
     error = ERRORS.get(normalise(code))
@@ -222,6 +231,7 @@ def explain(
         "\n".join(f"      {subject}" for subject in subjects) or "      (the stack could not be evaluated)"
     )
     facts = {
+        "jobs": "\n".join(f"      {job}" for job in jobs) or "      (no workflow job signs in)",
         "repository": repository or "<githubRepository>",
         "prefix": subject_prefix_for(repository or "<githubRepository>", prefix or ""),
         "subjects": listed,

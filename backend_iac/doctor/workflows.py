@@ -409,7 +409,7 @@ _REF_TEST = re.compile(r"github\.ref\s*==\s*'([^']+)'")
 _REF_NAME_TEST = re.compile(r"github\.ref_name\s*==\s*'([^']+)'")
 
 
-def _narrowing(conditions: Sequence[str]) -> _Narrowing:
+def narrowing_of(conditions: Sequence[str]) -> _Narrowing:
     events: set[str] | None = None
     excluded: set[str] = set()
     ref: str | None = None
@@ -475,7 +475,7 @@ def presented_subjects(
     carry GitHub's immutable ids.
     """
     prefix = subject_prefix_for(repository, subject_prefix or "")
-    narrowing = _narrowing(conditions)
+    narrowing = narrowing_of(conditions)
     presented: list[PresentedSubject] = []
 
     def ref_subject(event: str, ref: str, assumption: str | None = None) -> None:

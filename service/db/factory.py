@@ -27,5 +27,10 @@ def open_store(settings: Settings) -> Store:
             password=password,
         )
     from service.db.sqlite import SqliteStore
+    from service.db.storage import storage_mode
 
-    return SqliteStore(settings.sqlite_path, busy_timeout=settings.database_pool_timeout)
+    return SqliteStore(
+        settings.sqlite_path,
+        busy_timeout=settings.database_pool_timeout,
+        mode=storage_mode(settings.sqlite_path, settings.sqlite_storage),
+    )

@@ -20,9 +20,17 @@ import psycopg.errors
 from anyio import to_thread
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from service.db.errors import DatabaseUnavailable
-from service.db.schema import ADVISORY_LOCK_KEY, MIGRATIONS, pending
-from service.db.store import Row, Store, named_to_pyformat
+from service.db.errors import DatabaseUnavailable, IdempotencyKeyInFlight
+from service.db.schema import ADVISORY_LOCK_KEY, latest_version, pending
+from service.db.store import (
+    FIND_KEY,
+    FORGET_EXPIRED_KEY,
+    INSERT_ITEM,
+    INSERT_KEY,
+    Row,
+    Store,
+    named_to_pyformat,
+)
 
 logger = logging.getLogger("backend_iac.db")
 
@@ -36,6 +44,11 @@ Connection = psycopg.AsyncConnection[Any]
 IDLE_CHECK_SECONDS = 1.0
 # The longest a migration run may take before start-up goes on without it.
 MIGRATION_DEADLINE_SECONDS = 30
+# The first half of the two-integer advisory lock a create under an idempotency key holds for its
+# transaction (the second half hashes owner and key). Two-integer and one-bigint advisory locks are
+# separate key spaces that "do not overlap" (https://www.postgresql.org/docs/current/functions-admin.html,
+# advisory lock functions), so it can never meet the migrators' lock.
+_IDEMPOTENCY_LOCK_CLASS = 0x69646B  # "idk"
 
 
 async def _autocommit(conn: Connection) -> None:
@@ -94,6 +107,7 @@ class PostgresStore(Store):
         password: Callable[[], str] | None = None,
         migration_deadline: float = MIGRATION_DEADLINE_SECONDS,
     ) -> None:
+        super().__init__()
         self._pool_timeout = pool_timeout
         self._migration_deadline = migration_deadline
         static: dict[str, Any] = {
@@ -190,6 +204,42 @@ class PostgresStore(Store):
     async def _write(self, sql: str, params: Mapping[str, object]) -> list[Row]:
         return await self._execute(sql, params, idempotent=False)
 
+    async def _create_once(self, params: Mapping[str, object]) -> Row | None:
+        return await self._within(self._create_once_with_retry(params), self._answer_timeout, "answer")
+
+    async def _create_once_with_retry(self, params: Mapping[str, object]) -> Row | None:
+        if not self._schema_ready:
+            await self.migrate()
+        owner, key = str(params["owner"]), str(params["key"])
+        for attempt in (1, 2):
+            try:
+                async with self._pool.connection(timeout=self._pool_timeout) as conn, conn.transaction():
+                    # Held until commit or rollback, by whichever process runs this key now: another
+                    # process with the same key does not wait for it, it answers 409.
+                    cursor = await conn.execute(
+                        "SELECT pg_try_advisory_xact_lock(%s, hashtext(%s))",
+                        (_IDEMPOTENCY_LOCK_CLASS, f"{len(owner)}:{owner}{key}"),
+                    )
+                    locked = await cursor.fetchone()
+                    if not locked or not locked[0]:
+                        raise IdempotencyKeyInFlight(key)
+                    cursor = await conn.execute(named_to_pyformat(FIND_KEY), params)
+                    found: Row | None = await cursor.fetchone()
+                    if found is None:
+                        for statement in (FORGET_EXPIRED_KEY, INSERT_ITEM, INSERT_KEY):
+                            await conn.execute(named_to_pyformat(statement), params)
+                    return found
+            except PoolTimeout as error:
+                raise DatabaseUnavailable(f"no database connection within {self._pool_timeout}s") from error
+            except psycopg.OperationalError as error:
+                # Unlike a bare write, this one is always safe to repeat: if the lost attempt committed,
+                # the repeat finds its key and replays it; if it is still running, the repeat gets 409.
+                if attempt == 1 and not isinstance(error, psycopg.errors.QueryCanceled):
+                    await self._pool.check()
+                    continue
+                raise DatabaseUnavailable(f"PostgreSQL: {error}".strip()) from error
+        raise AssertionError("unreachable")  # pragma: no cover
+
     def _encode_time(self, value: datetime) -> object:
         return value
 
@@ -235,7 +285,7 @@ class PostgresStore(Store):
 
     async def ping(self) -> None:
         rows = await self._read("SELECT max(version) FROM schema_migrations", {})
-        if not rows or rows[0][0] != MIGRATIONS[-1].version:
+        if not rows or rows[0][0] != latest_version():
             raise DatabaseUnavailable("PostgreSQL schema is not at the current version")
 
     async def close(self) -> None:

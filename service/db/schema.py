@@ -54,6 +54,46 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
             "CREATE INDEX items_owner_order ON items (owner, created_at, id)",
         ),
     ),
+    # Owners became namespaced ("oid:<issuer>:<oid>", "sub:<issuer>:<sub>"; service.auth.owner_key):
+    # the unprefixed owners written before (oid, else sub) are kept under "legacy:", a prefix no new owner
+    # has, and each moves to its caller's namespaced owner on that caller's first request
+    # (Store.adopt_items). Self-contained: one statement, the same SQL on both backends.
+    Migration(
+        version=2,
+        name="owners_namespaced",
+        postgres=("UPDATE items SET owner = 'legacy:' || owner WHERE owner NOT LIKE 'legacy:%'",),
+        sqlite=("UPDATE items SET owner = 'legacy:' || owner WHERE owner NOT LIKE 'legacy:%'",),
+    ),
+    # Idempotency-Key (issue 16): one row per caller and key, written in the same transaction as the item
+    # it created. No foreign key to items: a replay answers with the original 201 even after the item
+    # changed or went away. Self-contained (touches no other table). After owners_namespaced, so its owners
+    # are namespaced from the first row.
+    Migration(
+        version=3,
+        name="idempotency_keys",
+        postgres=(
+            """CREATE TABLE idempotency_keys (
+                owner text NOT NULL,
+                key text NOT NULL,
+                fingerprint text NOT NULL,
+                item_id uuid NOT NULL,
+                created_at timestamptz NOT NULL,
+                PRIMARY KEY (owner, key)
+            )""",
+            "CREATE INDEX idempotency_keys_created ON idempotency_keys (created_at)",
+        ),
+        sqlite=(
+            """CREATE TABLE idempotency_keys (
+                owner text NOT NULL,
+                key text NOT NULL,
+                fingerprint text NOT NULL,
+                item_id text NOT NULL,
+                created_at text NOT NULL,
+                PRIMARY KEY (owner, key)
+            )""",
+            "CREATE INDEX idempotency_keys_created ON idempotency_keys (created_at)",
+        ),
+    ),
 )
 
 

@@ -6,48 +6,67 @@ import asyncio
 import sqlite3
 import threading
 from collections.abc import Mapping
+from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from anyio import to_thread
 
+from service.config import SqliteStorage
 from service.db.errors import DatabaseUnavailable
-from service.db.schema import MIGRATIONS, pending
-from service.db.store import Row, Store
+from service.db.schema import latest_version, pending
+from service.db.storage import StorageMode, storage_mode
+from service.db.store import FIND_KEY, FORGET_EXPIRED_KEY, INSERT_ITEM, INSERT_KEY, Row, Store
 
 
 class SqliteStore(Store):
-    """WAL mode: readers never wait for the writer, so reads run on the event loop (microseconds, no
-    thread hop); writes, which fsync and may queue for the write lock behind another worker, run in the
-    threadpool so they never stall the loop. One connection per thread.
+    """On a local disk, WAL mode: readers never wait for the writer, so reads run on the event loop
+    (microseconds, no thread hop); writes, which fsync and may queue for the write lock behind another
+    worker, run in the threadpool so they never stall the loop. One connection per thread.
+
+    On a network share (service.db.storage): the rollback journal and an exclusive lock held for the
+    connection's life, so one connection does everything, reads included, one statement at a time, in
+    the threadpool (a read may wait on the share's I/O: never on the event loop).
 
     Durability: synchronous=FULL, so a 201 means the row survived even a power cut, not only a crash.
     """
 
     dialect = "sqlite"
 
-    def __init__(self, path: Path, *, busy_timeout: float = 5.0) -> None:
+    def __init__(self, path: Path, *, busy_timeout: float = 5.0, mode: StorageMode | None = None) -> None:
+        super().__init__()
         self.path = path
         self.busy_timeout = busy_timeout
+        self.mode = mode or storage_mode(path, SqliteStorage.LOCAL)
+        self._conn: sqlite3.Connection | None = None
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
         self._write_lock = asyncio.Lock()
 
     def _connect(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        # On a network share every thread shares the one connection (the exclusive lock is the
+        # connection's); the asyncio lock in _write makes sure only one thread uses it at a time.
+        conn: sqlite3.Connection | None = (
+            self._conn if self.mode.network else getattr(self._local, "conn", None)
+        )
         if conn is None:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 conn = sqlite3.connect(
                     self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
                 )
-                conn.execute("PRAGMA journal_mode=WAL")
+                # locking_mode first: it must be in force before the journal mode takes any lock.
+                conn.execute(f"PRAGMA locking_mode={self.mode.locking_mode}")
+                conn.execute(f"PRAGMA journal_mode={self.mode.journal_mode}")
                 conn.execute("PRAGMA synchronous=FULL")
             except (OSError, sqlite3.Error) as error:
                 raise DatabaseUnavailable(f"cannot open SQLite database {self.path}: {error}") from error
-            self._local.conn = conn
+            if self.mode.network:
+                self._conn = conn
+            else:
+                self._local.conn = conn
             with self._connections_lock:
                 self._connections.append(conn)
         return conn
@@ -59,6 +78,8 @@ class SqliteStore(Store):
             raise DatabaseUnavailable(f"SQLite: {error}") from error
 
     async def _read(self, sql: str, params: Mapping[str, object]) -> list[Row]:
+        if self.mode.network:
+            return await self._write(sql, params)
         return self._run(sql, params)
 
     async def _write(self, sql: str, params: Mapping[str, object]) -> list[Row]:
@@ -68,6 +89,29 @@ class SqliteStore(Store):
         # per worker process contends for the file lock.
         async with self._write_lock:
             return await to_thread.run_sync(self._run, sql, params)
+
+    def _create_once_now(self, params: Mapping[str, object]) -> Row | None:
+        conn = self._connect()
+        try:
+            # IMMEDIATE: the write lock first, so another process with the same key waits here and then
+            # finds the key committed (a replay), never a half-written create.
+            conn.execute("BEGIN IMMEDIATE")
+            found: Row | None = conn.execute(FIND_KEY, params).fetchone()
+            if found is None:
+                conn.execute(FORGET_EXPIRED_KEY, params)
+                conn.execute(INSERT_ITEM, params)
+                conn.execute(INSERT_KEY, params)
+            conn.execute("COMMIT")
+        except sqlite3.Error as error:
+            if conn.in_transaction:
+                with suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            raise DatabaseUnavailable(f"SQLite: {error}") from error
+        return found
+
+    async def _create_once(self, params: Mapping[str, object]) -> Row | None:
+        async with self._write_lock:
+            return await to_thread.run_sync(self._create_once_now, params)
 
     def _encode_time(self, value: datetime) -> object:
         return value.astimezone(UTC).isoformat(timespec="microseconds")
@@ -103,11 +147,12 @@ class SqliteStore(Store):
         return done
 
     async def migrate(self) -> list[int]:
-        return await to_thread.run_sync(self.migrate_now)
+        async with self._write_lock:
+            return await to_thread.run_sync(self.migrate_now)
 
     async def ping(self) -> None:
         rows = await self._read("SELECT max(version) FROM schema_migrations", {})
-        if not rows or rows[0][0] != MIGRATIONS[-1].version:
+        if not rows or rows[0][0] != latest_version():
             raise DatabaseUnavailable("SQLite schema is not at the current version")
 
     async def close(self) -> None:
@@ -116,3 +161,4 @@ class SqliteStore(Store):
                 conn.close()
             self._connections.clear()
         self._local = threading.local()
+        self._conn = None

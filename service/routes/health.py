@@ -20,6 +20,9 @@ _ALIVE = b'{"status":"ok"}'
     response_class=Response,
     responses={200: {"model": Health, "content": {"application/json": {}}}},
 )
+@router.head(
+    "/healthz", summary="Liveness, headers only", response_class=Response, operation_id="healthz_head"
+)
 async def healthz() -> Response:
     # A constant answer: built once, not validated and serialised per probe (App Service's health check
     # and the platform's warm-up pings hit this path on every instance).
@@ -30,6 +33,12 @@ async def healthz() -> Response:
     "/readyz",
     summary="Readiness: the database answers and its schema is current",
     responses={503: {"description": "a dependency is failing; the problem document names it"}},
+)
+@router.head(
+    "/readyz",
+    summary="Readiness, headers only (the same checks run)",
+    responses={503: {"description": "a dependency is failing"}},
+    operation_id="readyz_head",
 )
 async def readyz(store: StoreDep) -> Readiness:
     # DatabaseUnavailable becomes a 503 problem document naming the dependency (service.problems).

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, HTTPException, Path, Query, Response, status
+from fastapi import APIRouter, Header, HTTPException, Path, Query, Response, status
 
 from service.db.records import UNSET
 from service.deps import Reader, StoreDep, Writer
@@ -26,6 +26,33 @@ _NOT_FOUND: dict[int | str, dict[str, str]] = {404: {"description": "no such ite
 _SECURED: dict[str, Any] = {"security": [{"bearerAuth": []}]}
 
 
+# The Idempotency-Key request header (draft-ietf-httpapi-idempotency-key-header-07, section 2): the
+# draft's form is a Structured Field string (RFC 8941), quoted; the bare form most clients send is
+# accepted too. Either way the key is 1 to 255 visible ASCII characters without quote or backslash, so
+# every value the pattern admits means exactly one key (no escapes to decode).
+_KEY_CHARS = r"[\x21\x23-\x5b\x5d-\x7e]{1,255}"
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        pattern=rf'^(?:"{_KEY_CHARS}"|{_KEY_CHARS})$',
+        description=(
+            "Makes a retried create safe (IETF draft-ietf-httpapi-idempotency-key-header). A unique value "
+            "per intended create (a UUID is best), 1 to 255 visible ASCII characters without quote or "
+            'backslash, bare or as a quoted string ("..."). Repeating the request with the same key and '
+            "body, within 24 hours, returns the original 201 (same item, same Location) and creates "
+            "nothing; the same key with another body is a 422; a repeat while the first is still being "
+            "processed is a 409. Keys belong to the caller: another caller's equal key is unrelated."
+        ),
+    ),
+]
+_CREATE_RESPONSES: dict[int | str, dict[str, str]] = {
+    **_AUTH_RESPONSES,
+    409: {"description": "a request with the same Idempotency-Key is still being processed; retry later"},
+    422: {"description": "invalid fields, or an Idempotency-Key already used with a different body"},
+}
+
+
 def _not_found() -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, "no such item")
 
@@ -33,12 +60,23 @@ def _not_found() -> HTTPException:
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
-    responses=_AUTH_RESPONSES,
+    responses=_CREATE_RESPONSES,
     summary="Create an item",
     openapi_extra=_SECURED,
 )
-async def create_item(body: ItemCreate, caller: Writer, store: StoreDep, response: Response) -> ItemPublic:
-    item = await store.create_item(owner=caller.subject, name=body.name, description=body.description)
+async def create_item(
+    body: ItemCreate,
+    caller: Writer,
+    store: StoreDep,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> ItemPublic:
+    item = await store.create_item(
+        owner=caller.subject,
+        name=body.name,
+        description=body.description,
+        idempotency_key=idempotency_key.strip('"') if idempotency_key else None,
+    )
     response.headers["Location"] = f"{router.prefix}/{item.id}"
     return ItemPublic.of(item)
 

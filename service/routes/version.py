@@ -73,6 +73,7 @@ def read_version_info(
 
 
 @router.get("/version", summary="The running build: version, commit, Python, start time")
+@router.head("/version", summary="The running build, headers only", operation_id="version_head")
 async def version(request: Request) -> VersionInfo:
     info: VersionInfo = request.app.state.version_info
     return info

@@ -40,6 +40,7 @@ class WebAppArgs:
 class WebApp(pulumi.ComponentResource):
     """Linux App Service plan + web app: HTTPS only, TLS 1.2+, no FTP or basic auth, health-checked."""
 
+    site_id: pulumi.Output[str]
     name: pulumi.Output[str]
     default_host_name: pulumi.Output[str]
     url: pulumi.Output[str]
@@ -118,6 +119,7 @@ class WebApp(pulumi.ComponentResource):
             opts=child,
         )
 
+        self.site_id = site.id  # the ARM id: what diagnostic settings attach to
         self.name = site.name
         self.default_host_name = site.default_host_name
         self.url = pulumi.Output.concat("https://", site.default_host_name)

@@ -66,6 +66,7 @@ def test_cost_counts_instances_and_the_database(tmp_path: Path, capsys: pytest.C
     descriptions = [item["description"] for item in report["estimate"]["items"]]
     assert sorted(descriptions) == [
         "App Service plan B2 (Linux) x 2",
+        "Log Analytics ingestion at the 0.1 GB/day cap (3.04 GB/month at most, 5 GB free)",
         "PostgreSQL Flexible Server Standard_B1ms",
         "PostgreSQL storage 32 GB",
         "Private DNS queries, up to 1 million ($0.40 per million)",

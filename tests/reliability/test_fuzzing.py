@@ -19,25 +19,52 @@ from tests.support.issuer import LocalIssuer
 
 pytestmark = pytest.mark.reliability
 
-EXAMPLES_PER_OPERATION = 100
+EXAMPLES_PER_OPERATION = {"postgres": 100, "sqlite": 15}  # SQLite's own run is shorter: the same API
+
+# Two answers the Idempotency-Key draft prescribes and schemathesis reads as faults:
+# - generated creates reuse small keys ("0") with other bodies; the API answers 422, which the
+#   positive-data check calls a valid request rejected: for the create, 422 joins the accepted answers;
+# - a create repeated with a key and body seen before replays the original 201, even when that item was
+#   deleted since (the draft: "respond with the result of the previously completed operation"); the
+#   stateful phase then follows the replayed Location to a 404 and calls it a created resource not found.
+#   That one check is excluded on the command line (its configuration, per operation or global, did
+#   not take in schemathesis 4.32.5: the stateful phase ran it anyway); every other check stays on.
+SCHEMATHESIS_CONFIG = """\
+[[operations]]
+include-path = "/api/v1/items"
+include-method = "POST"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "401", "403", "404", "409", "422", "429", "5xx"]
+"""
 
 
+@pytest.mark.parametrize("backend", ["postgres", "sqlite"])
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(
-    start_service: ServiceFactory, postgres_url: str, issuer: LocalIssuer, tmp_path: Path
+    backend: str,
+    start_service: ServiceFactory,
+    issuer: LocalIssuer,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
     """Every operation, a few hundred generated requests (valid and invalid): no 5xx, every response as documented."""
-    service = start_service(DATABASE_URL=postgres_url)
+    env = {"DATABASE_URL": request.getfixturevalue("postgres_url")} if backend == "postgres" else {}
+    service = start_service(**env)
     seed = random.getrandbits(32)
     started = time.monotonic()
+    config = tmp_path / "schemathesis.toml"
+    config.write_text(SCHEMATHESIS_CONFIG)
     result = subprocess.run(
         [
             str(Path(sys.executable).parent / "schemathesis"),
+            "--config-file",
+            str(config),
             "run",
             f"{service.url}/openapi.json",
             "--checks",
             "all",
+            "--exclude-checks",
+            "ensure_resource_availability",
             "--max-examples",
-            str(EXAMPLES_PER_OPERATION),
+            str(EXAMPLES_PER_OPERATION[backend]),
             "--seed",
             str(seed),
             "--header",
@@ -58,7 +85,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(
     counts = re.search(r"(\d+) generated, (.*)", result.stdout)
     operations = re.search(r"Tested: (\d+)", result.stdout)
     report(
-        "fuzz",
+        f"fuzz-{backend}",
         seed=seed,
         operations=operations.group(1) if operations else "?",
         cases=counts.group(1) if counts else "?",

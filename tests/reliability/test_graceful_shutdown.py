@@ -9,8 +9,10 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -18,6 +20,7 @@ import pytest
 from tests.reliability.conftest import ServiceFactory, bearer
 from tests.reliability.figures import report
 from tests.support.issuer import LocalIssuer
+from tests.support.postgres import PostgresServer
 
 pytestmark = pytest.mark.reliability
 
@@ -98,6 +101,15 @@ def _slow_upload(n: int, url: str, headers: dict[str, str], record: Record) -> N
         record.add(Sent(request_id, "POST", name, 0, type(error).__name__))
 
 
+def _stored_names(request: pytest.FixtureRequest, postgres_url: str | None, home: Path) -> set[str]:
+    if postgres_url is None:
+        with closing(sqlite3.connect(home / "data" / "backend-iac.sqlite3")) as db:
+            return {row[0] for row in db.execute("SELECT name FROM items")}
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    database = urlsplit(postgres_url).path.lstrip("/")
+    return set(server.psql("SELECT name FROM items", database=database).splitlines())
+
+
 def _access_statuses(logs: str) -> dict[str, int]:
     """request id -> status, from the service's JSON access lines: the requests the app accepted."""
     statuses = {}
@@ -109,11 +121,17 @@ def _access_statuses(logs: str) -> dict[str, int]:
     return statuses
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_sigterm_under_load_completes_every_accepted_request(
-    start_service: ServiceFactory, issuer: LocalIssuer, tmp_path: Path
+    backend: str,
+    start_service: ServiceFactory,
+    issuer: LocalIssuer,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
     """After SIGTERM every request the app accepted gets its normal status, and the master exits in time."""
-    service = start_service()
+    postgres_url = request.getfixturevalue("postgres_url") if backend == "postgres" else None
+    service = start_service(**({"DATABASE_URL": postgres_url} if postgres_url else {}))
     headers = bearer(issuer.mint(subject="shutdown-load"))
     record = Record()
     stop = threading.Event()
@@ -144,10 +162,9 @@ def test_sigterm_under_load_completes_every_accepted_request(
     accepted = _access_statuses(service.logs())
     answered = {s.request_id: s.status for s in record.sent if s.status}
     unanswered = [s for s in record.sent if not s.status]
-    with sqlite3.connect(tmp_path / "data" / "backend-iac.sqlite3") as db:
-        stored_names = {row[0] for row in db.execute("SELECT name FROM items")}
+    stored_names = _stored_names(request, postgres_url, tmp_path)
     report(
-        "shutdown",
+        f"shutdown-{backend}",
         sent=len(record.sent),
         sent_before_sigterm=sent_before,
         answered=dict(Counter(answered.values())),

@@ -28,7 +28,7 @@ SQL_METACHARACTERS = [
     "\\'; \\x00 \\\\",
     "Robert'); DELETE FROM items WHERE ('1'='1",
     "/* */ UNION SELECT id, owner FROM items --",
-    "ünïcødé ∑ 🙂 ‮",
+    "ünïcødé ∑ 🙂 שלום",
 ]
 BODY_TIMEOUT_SECONDS = 2.0
 # A refusal must come back well within this, whatever the request (the slow upload: its timeout plus this).

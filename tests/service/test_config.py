@@ -78,3 +78,23 @@ def test_environment_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = load_settings()
     assert settings.uses_postgres
     assert settings.database_auth.value == "managed-identity"
+
+
+@pytest.mark.parametrize("marker", ["WEBSITE_SITE_NAME", "WEBSITE_INSTANCE_ID"])
+def test_app_service_without_app_env_is_production(monkeypatch: pytest.MonkeyPatch, marker: str) -> None:
+    """APP_ENV unset on App Service (detected by its own variables) means production, so its settings are
+    required, never development with local keys."""
+    monkeypatch.delenv("APP_ENV", raising=False)
+    monkeypatch.setenv(marker, "backend-iac-dev")
+    with pytest.raises(ConfigurationError, match="AUTH_ISSUER: required when APP_ENV=production"):
+        load_settings()
+    settings = load_settings(auth_issuer="https://login.example/tenant/v2.0", auth_audience="api://x")
+    assert settings.app_env is AppEnv.PRODUCTION
+    assert not settings.development_auth
+
+
+def test_app_service_refuses_development(monkeypatch: pytest.MonkeyPatch) -> None:
+    """APP_ENV=development on App Service is a start-up error naming APP_ENV (fail closed)."""
+    monkeypatch.setenv("WEBSITE_SITE_NAME", "backend-iac-dev")
+    with pytest.raises(ConfigurationError, match="APP_ENV: development is refused on App Service"):
+        load_settings(app_env="development")

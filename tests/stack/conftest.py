@@ -18,8 +18,6 @@ REPO = Path(__file__).resolve().parents[2]
 BASE_CONFIG: dict[str, Any] = {
     "azure-native:location": "westeurope",
     "backend-iac:githubRepository": "Example-Org/backend-iac",
-    "backend-iac:authIssuer": "https://login.microsoftonline.com/tenant/v2.0",
-    "backend-iac:authAudience": "api://backend-iac",
 }
 
 Evaluate = Callable[..., Evaluation]

@@ -23,9 +23,13 @@ DEFAULTS = {
     "appSubnetPrefix": "10.20.0.0/26",
     "postgresSubnetPrefix": "10.20.1.0/27",
     "githubRepository": "Example-Org/backend-iac",
-    "authIssuer": "https://login.microsoftonline.com/tenant/v2.0",
-    "authAudience": "api://backend-iac",
+    "authIssuer": "",
+    "authAudience": "",
 }
+TENANT = "7f0c3c52-1c8f-4b0e-9d4e-3f5b6a7c8d9e"
+CLIENT_ID = "0e8f7a6b-5c4d-4e3f-8a1b-2c3d4e5f6a7b"
+V2_ISSUER = f"https://login.microsoftonline.com/{TENANT}/v2.0"
+V1_ISSUER = f"https://sts.windows.net/{TENANT}/"
 
 
 def parse(**changes: str | None) -> object:
@@ -141,15 +145,81 @@ def test_non_list_environments_are_refused() -> None:
 
 def test_http_issuer_is_refused() -> None:
     """authIssuer must be https (the service refuses anything else in production)."""
-    assert "backend-iac:authIssuer" in problems(authIssuer="http://issuer.example")
+    assert "backend-iac:authIssuer" in problems(authIssuer="http://issuer.example", authAudience="x")
 
 
 def test_missing_required_keys_are_each_named() -> None:
     """Every missing required key is named in one error, not one at a time."""
-    found = problems(githubRepository=None, authIssuer=None, authAudience=None)
-    assert {"backend-iac:githubRepository", "backend-iac:authIssuer", "backend-iac:authAudience"} <= set(
-        found
+    found = problems(githubRepository=None, pythonVersion="2.7")
+    assert {"backend-iac:githubRepository", "backend-iac:pythonVersion"} <= set(found)
+
+
+def test_no_issuer_means_the_stack_declares_the_registration() -> None:
+    """authIssuer and authAudience unset (the default): no bring-your-own pair, a declared registration."""
+    config = parse(authIssuer=None, authAudience=None)
+    assert config.declares_api_registration is True  # type: ignore[attr-defined]
+    assert parse().declares_api_registration is True  # type: ignore[attr-defined]
+
+
+def test_bring_your_own_issuer_is_kept_and_declares_nothing() -> None:
+    """A v2.0 Entra issuer with the API's client id (a GUID) is the override: no registration."""
+    config = parse(authIssuer=V2_ISSUER, authAudience=CLIENT_ID)
+    assert config.declares_api_registration is False  # type: ignore[attr-defined]
+    assert (config.auth_issuer, config.auth_audience) == (V2_ISSUER, CLIENT_ID)  # type: ignore[attr-defined]
+    other = parse(authIssuer="https://idp.example/realms/api", authAudience="backend")
+    assert other.auth_audience == "backend"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("audience", ["api://backend-iac", f"api://{CLIENT_ID}", "backend"])
+def test_v2_issuer_with_a_non_guid_audience_is_refused_naming_both_keys(audience: str) -> None:
+    """The old documented example (v2.0 issuer + api:// audience) can never validate a v2.0 token."""
+    found = problems(authIssuer=V2_ISSUER, authAudience=audience)
+    message = found["backend-iac:authAudience"]
+    assert "client id" in message
+    assert "backend-iac:authIssuer" in message
+    assert "GUID" in message
+
+
+def test_v2_issuer_needs_the_tenant_id_not_a_name() -> None:
+    """`common` or a domain never appears in a token's iss: refused on authIssuer."""
+    found = problems(authIssuer="https://login.microsoftonline.com/common/v2.0", authAudience=CLIENT_ID)
+    assert "tenant id" in found["backend-iac:authIssuer"]
+
+
+def test_v1_issuer_is_accepted_exactly_and_explained() -> None:
+    """sts.windows.net/<tenant>/ is Entra's v1.0 issuer: accepted as written, with a note on v1.0 tokens."""
+    from stack.config import entra_v1_note
+
+    config = parse(authIssuer=V1_ISSUER, authAudience="api://backend-iac")
+    assert config.auth_issuer == V1_ISSUER  # type: ignore[attr-defined]
+    note = entra_v1_note(V1_ISSUER)
+    assert note is not None
+    assert "v1.0" in note
+    assert "requestedAccessTokenVersion" in note
+    assert "backend-iac:authAudience" in note
+    assert entra_v1_note(V2_ISSUER) is None
+    # Without the trailing slash it is no issuer Entra writes into a token.
+    assert (
+        "trailing slash"
+        in problems(authIssuer=V1_ISSUER.rstrip("/"), authAudience="api://x")["backend-iac:authIssuer"]
     )
+
+
+def test_login_issuer_without_v2_is_refused() -> None:
+    """https://login.microsoftonline.com/<tenant>/ is neither token version's iss."""
+    found = problems(authIssuer=f"https://login.microsoftonline.com/{TENANT}/", authAudience=CLIENT_ID)
+    assert "sts.windows.net" in found["backend-iac:authIssuer"]
+
+
+@pytest.mark.parametrize(
+    ("issuer", "audience", "missing"),
+    [(V2_ISSUER, None, "backend-iac:authAudience"), (None, CLIENT_ID, "backend-iac:authIssuer")],
+)
+def test_issuer_and_audience_go_together(issuer: str | None, audience: str | None, missing: str) -> None:
+    """One of the pair without the other is refused, naming the missing key and the other."""
+    found = problems(authIssuer=issuer, authAudience=audience)
+    assert set(found) == {missing}
+    assert "go together" in found[missing]
 
 
 def test_missing_location_names_the_provider_key() -> None:

@@ -82,10 +82,13 @@ def test_instance_count_sets_plan_capacity(evaluate: Evaluate) -> None:
 
 def test_app_settings_without_postgres(evaluate: Evaluate) -> None:
     """Without Postgres: production, the issuer and audience, an Oryx build, a 600 s start limit, no DB."""
-    settings = app_settings(evaluate())
+    evaluation = evaluate()
+    settings = app_settings(evaluation)
     assert settings["APP_ENV"] == "production"
-    assert settings["AUTH_ISSUER"] == "https://login.microsoftonline.com/tenant/v2.0"
-    assert settings["AUTH_AUDIENCE"] == "api://backend-iac"
+    assert (
+        settings["AUTH_ISSUER"] == f"https://login.microsoftonline.com/{evaluation.outputs['tenant_id']}/v2.0"
+    )
+    assert settings["AUTH_AUDIENCE"] == evaluation.outputs["api_client_id"]
     assert settings["SCM_DO_BUILD_DURING_DEPLOYMENT"] == "true"
     assert settings["WEBSITES_CONTAINER_START_TIME_LIMIT"] == "600"
     assert "DATABASE_URL" not in settings
@@ -311,8 +314,6 @@ def test_program_itself_refuses_invalid_config_with_a_run_error() -> None:
     config = {
         "azure-native:location": "westeurope",
         "backend-iac:githubRepository": "no-slash",
-        "backend-iac:authIssuer": "https://issuer.example",
-        "backend-iac:authAudience": "api://x",
     }
     with pytest.raises(pulumi.RunError, match=r"backend-iac:githubRepository"):
         run_under_mocks(

@@ -60,8 +60,9 @@ class ServiceProcess:
             "LANG": "C.UTF-8",
             "PORT": str(self.port),
             "WEB_CONCURRENCY": str(self.workers),
-            "GUNICORN_CMD_ARGS": f"--bind 127.0.0.1:{self.port}",
             **self.env,
+            # Extra gunicorn arguments given in env come after the loopback bind, never instead of it.
+            "GUNICORN_CMD_ARGS": f"--bind 127.0.0.1:{self.port} {self.env.get('GUNICORN_CMD_ARGS', '')}".strip(),
         }
         log = self.log_path.open("wb")
         self.process = subprocess.Popen(

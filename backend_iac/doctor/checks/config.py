@@ -20,7 +20,16 @@ _CODE_FOR_KEY: Final = {
     config_key("githubTags"): "config-subjects-invalid",
     config_key("githubEnvironments"): "config-subjects-invalid",
     config_key("githubSubjectPrefix"): "config-subjects-invalid",
+    config_key("authIssuer"): "config-auth-issuer",
+    config_key("authAudience"): "config-auth-audience",
 }
+# The bring-your-own-issuer pair: what to do instead of "fix the key".
+_AUTH_FIX: Final = (
+    "delete backend-iac:authIssuer and backend-iac:authAudience from {file}: the stack then declares the "
+    "API's Entra app registration (v2.0 tokens) and derives AUTH_ISSUER and AUTH_AUDIENCE itself. To keep "
+    "your own Entra registration: authIssuer https://login.microsoftonline.com/<tenant id>/v2.0 with "
+    "authAudience = its application (client) id, and requestedAccessTokenVersion 2 on it"
+)
 _PASSWORD_IN_URL = re.compile(r"^postgres(?:ql)?://[^/@:]+:[^/@]+@")
 
 
@@ -57,14 +66,37 @@ def _evaluation_problems(repository: Repository) -> Iterator[Finding]:
         code = _CODE_FOR_KEY.get(key, "config-invalid")
         if key == config_key("postgresAuth") and "needs" not in problem:
             code = "config-invalid"
+        fix = f"fix {short_key(key)} in {file}; `pulumi up` refuses the same value"
+        if code in ("config-auth-issuer", "config-auth-audience"):
+            fix = _AUTH_FIX.format(file=file)
         yield _finding(
             code,
             "error",
             file,
             line,
             f"{key}: {problem} (the program refuses it, so identity and runtime checks were skipped)",
-            f"fix {short_key(key)} in {file}; `pulumi up` refuses the same value",
+            fix,
         )
+
+
+def _issuer(repository: Repository) -> Iterator[Finding]:
+    """A valid Entra v1.0 issuer: allowed, but only v1.0 tokens pass, which is rarely what was meant."""
+    from stack.config import entra_v1_note
+
+    if repository.config is None:
+        return
+    note = entra_v1_note(repository.config.auth_issuer)
+    if note is None:
+        return
+    file, line = repository.config_location("authIssuer")
+    yield _finding(
+        "config-auth-issuer-v1",
+        "warning",
+        file,
+        line,
+        note,
+        _AUTH_FIX.format(file=file) + "; or keep v1.0 and leave the registration's token version at 1",
+    )
 
 
 def _postgres(repository: Repository) -> Iterator[Finding]:
@@ -122,4 +154,4 @@ def _postgres(repository: Repository) -> Iterator[Finding]:
 
 
 def check(repository: Repository) -> list[Finding]:
-    return [*_evaluation_problems(repository), *_postgres(repository)]
+    return [*_evaluation_problems(repository), *_issuer(repository), *_postgres(repository)]

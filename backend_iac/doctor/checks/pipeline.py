@@ -1,5 +1,5 @@
 """Pipeline: id-token where a job signs in, sign-in ids from variables, names from stack outputs, a
-manual and confirmed destroy, and a runtime gate after every deploy."""
+manual and confirmed destroy, a runtime gate after every deploy, and deploy jobs gated on the branch."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from backend_iac.doctor.findings import Finding, Severity
 from backend_iac.doctor.repository import Repository
 from backend_iac.doctor.workflows import (
+    PULL_REQUEST_EVENTS,
     Job,
     JobRun,
     Login,
@@ -20,6 +21,7 @@ from backend_iac.doctor.workflows import (
     effective_env,
     job_runs,
     login_of,
+    narrowing_of,
     needs_id_token,
 )
 
@@ -31,6 +33,8 @@ _ENV_VALUE = re.compile(r"\benv\.([A-Za-z0-9_]+)")
 _AZ_DEPLOY = re.compile(r"\baz\s+webapp\s+(?:deploy|up|deployment\s+source\s+config-zip)\b")
 _VERIFY = re.compile(r"\bbackend-iac\s+verify\b")
 _PULUMI_DESTROY = re.compile(r"\bpulumi\s+destroy\b")
+# Steps that build an artifact of another commit than the checked-out one: they need that commit's history.
+_PACKAGE_OTHER_COMMIT = re.compile(r"\bbackend-iac\s+(?:rollback\b|package\b[^\n]*--ref\b)")
 _STACK_OUTPUT = re.compile(r"\bpulumi\s+stack\s+output\b")
 
 
@@ -371,6 +375,79 @@ def _destroy_findings(workflow: Workflow) -> Iterator[Finding]:
             )
 
 
+def deploy_refs(repository: Repository) -> list[str]:
+    """The refs a deploy may run from: the branches the deploy identity trusts (githubBranches), else main."""
+    branches = list(repository.config.github_branches) if repository.config is not None else []
+    return [f"refs/heads/{branch}" for branch in branches or [repository.default_branch]]
+
+
+def _ungated(run: JobRun, refs: list[str]) -> Finding | None:
+    """A job that signs in and can run for something other than a pull request must be gated on the ref.
+
+    Only pull-request runs present the `pull_request` subject, which no deploying credential trusts; any
+    other run (push, workflow_dispatch from any branch, schedule...) signs in with what the deploy identity
+    trusts, and an `environment:` subject does not name the branch at all. So the job's own `if:` (or its
+    caller's) must say `github.ref == '<deploy branch>'`, joined with `&&` only.
+    """
+    narrowed = narrowing_of(run.conditions)
+    events = [
+        event
+        for event in run.triggers
+        if event not in PULL_REQUEST_EVENTS
+        and event not in narrowed.excluded_events
+        and (narrowed.events is None or event in narrowed.events)
+    ]
+    if not events or narrowed.ref in refs:
+        return None
+    allowed = " or ".join(f"`github.ref == '{ref}'`" for ref in refs)
+    seen = f"gated on {narrowed.ref}" if narrowed.ref else "not gated on the branch"
+    return _finding(
+        "deploy-ungated",
+        "error",
+        run.workflow.path,
+        run.job.line,
+        f"job `{run.job.id}` in {run.workflow.path} signs in for {', '.join(sorted(events))} and is {seen}: a "
+        "run from any other branch (workflow_dispatch from a feature branch, a push the filters let through) "
+        "gets the same credentials and can deploy; an `environment:` subject does not name the branch",
+        f"add `if: github.ref == '{refs[0]}'` to job `{run.job.id}` (allowed: {allowed}; join other conditions "
+        "with &&), and restrict the environment's deployment branches to the same (docs/deploy.md)",
+    )
+
+
+def _history_findings(workflow: Workflow) -> Iterator[Finding]:
+    """A job that rebuilds another commit (`rollback`, `package --ref`) needs a checkout with full history:
+    actions/checkout fetches one commit by default (`fetch-depth: 1`; 0 fetches all history)."""
+    for job in workflow.jobs.values():
+        rebuild = next(
+            (
+                step
+                for step in job.steps
+                if step.run and _PACKAGE_OTHER_COMMIT.search(step.run.replace("\\\n", " "))
+            ),
+            None,
+        )
+        if rebuild is None:
+            continue
+        checkout = next((step for step in job.steps if step.uses_action("actions/checkout")), None)
+        depth = as_text(checkout.inputs.get("fetch-depth")) if checkout is not None else None
+        if depth == "0":
+            continue
+        seen = (
+            "has no actions/checkout step"
+            if checkout is None
+            else f"checks out with fetch-depth {depth or '1 (the default)'}"
+        )
+        yield _finding(
+            "rollback-history-missing",
+            "error",
+            workflow.path,
+            checkout.line if checkout is not None else job.line,
+            f"job `{job.id}` rebuilds a previous commit's artifact (`backend-iac package --ref`) but {seen}: "
+            "the commit that was serving is not in the checkout, so the rollback fails exactly when needed",
+            f"give job `{job.id}`'s actions/checkout `fetch-depth: 0` (all history)",
+        )
+
+
 def check(repository: Repository) -> list[Finding]:
     findings: list[Finding] = []
     seen: set[Finding] = set()
@@ -381,6 +458,7 @@ def check(repository: Repository) -> list[Finding]:
             seen.add(finding)
             findings.append(finding)
 
+    refs = deploy_refs(repository)
     for run in job_runs(repository.workflows):
         signs_in = False
         for step in run.job.steps:
@@ -392,6 +470,7 @@ def check(repository: Repository) -> list[Finding]:
             signs_in = signs_in or needs_id_token(step)
         if signs_in:
             add(_id_token(run))
+            add(_ungated(run, refs))
 
     deploys = False
     for workflow in repository.workflows:
@@ -399,6 +478,8 @@ def check(repository: Repository) -> list[Finding]:
         for finding in _deploy_findings(workflow):
             add(finding)
         for finding in _destroy_findings(workflow):
+            add(finding)
+        for finding in _history_findings(workflow):
             add(finding)
     if repository.workflows and not deploys:
         add(

@@ -278,14 +278,11 @@ def _python(repository: Repository) -> Iterator[Finding]:
 
 
 def _database(repository: Repository) -> Iterator[Finding]:
-    settings = repository.app_settings
     plans = repository.resources(APP_SERVICE_PLAN)
     if not plans or repository.web_app is None:
         return
     capacity = int((plans[0].inputs.get("sku") or {}).get("capacity") or 1)
-    postgres = bool(repository.resources(POSTGRES_SERVER)) or settings.get("DATABASE_URL", "").startswith(
-        ("postgresql://", "postgres://", "@Microsoft.KeyVault(")
-    )
+    postgres = _uses_postgres(repository)
     if capacity > 1 and not postgres:
         file, line = repository.config_location("instanceCount")
         yield _finding(
@@ -398,6 +395,51 @@ def _production_settings(repository: Repository) -> Iterator[Finding]:
         )
 
 
+def _uses_postgres(repository: Repository) -> bool:
+    return bool(repository.resources(POSTGRES_SERVER)) or repository.app_settings.get(
+        "DATABASE_URL", ""
+    ).startswith(("postgresql://", "postgres://", "@Microsoft.KeyVault("))
+
+
+# Why the embedded store runs as it does on App Service (service.db.storage has the sources): /home is
+# Azure Storage over SMB/CIFS, SQLite's WAL needs shared memory that a network filesystem cannot give,
+# so the service detects the share and uses journal_mode=DELETE with an exclusive lock, in one worker.
+_SQLITE_ON_SHARE = (
+    "without PostgreSQL the service keeps SQLite under /home, which App Service mounts from Azure Storage "
+    "over SMB; there the service detects the share and runs journal_mode=DELETE, locking_mode=EXCLUSIVE "
+    "and one gunicorn worker (WAL needs shared memory, which does not work over a network filesystem)"
+)
+
+
+def _sqlite_mode(repository: Repository) -> Iterator[Finding]:
+    """The embedded store's mode under the stack's settings: nothing may undo the network-share mode."""
+    if repository.web_app is None or _uses_postgres(repository):
+        return
+    settings = repository.app_settings
+    file, line = _app_settings_definition(repository.root)
+    if settings.get("SQLITE_STORAGE", "auto").lower() == "local":
+        yield _finding(
+            "sqlite-storage-forced-local",
+            "error",
+            file,
+            line,
+            f"the stack sets SQLITE_STORAGE=local: {_SQLITE_ON_SHARE}; forcing local turns WAL on over the "
+            "share, where SQLite apps on App Service report 'database is locked' and WAL risks corruption",
+            "remove SQLITE_STORAGE from the app settings (auto detects the share), or enable PostgreSQL",
+        )
+    workers = settings.get("WEB_CONCURRENCY", "")
+    if workers.isdigit() and int(workers) > 1:
+        yield _finding(
+            "sqlite-web-concurrency-lowered",
+            "warning",
+            file,
+            line,
+            f"the stack sets WEB_CONCURRENCY={workers}, but {_SQLITE_ON_SHARE}: the service lowers it to 1 at "
+            "start-up, so the setting buys nothing",
+            "remove WEB_CONCURRENCY, or enable PostgreSQL to run several workers",
+        )
+
+
 def check(repository: Repository) -> list[Finding]:
     if repository.evaluation is None:
         return []
@@ -416,6 +458,7 @@ def check(repository: Repository) -> list[Finding]:
         *_startup(repository),
         *_python(repository),
         *_database(repository),
+        *_sqlite_mode(repository),
         *_private_database_routing(repository),
         *_production_settings(repository),
     ]

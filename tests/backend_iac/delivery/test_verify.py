@@ -17,7 +17,7 @@ import pytest
 from backend_iac.verify import Outcome
 from tests.backend_iac.delivery.commands import REPO_ROOT, backend_iac
 from tests.backend_iac.delivery.conftest import Deployment, app_service_environment
-from tests.support.issuer import LocalIssuer
+from tests.support.issuer import AUDIENCE, LocalIssuer
 from tests.support.postgres import free_port
 from tests.support.service_process import ServiceProcess
 
@@ -239,12 +239,105 @@ def test_stopped_app_status_is_unreachable(front_end: dict[str, Any]) -> None:
     assert "stopped" in result.stderr
 
 
+def test_right_token_makes_the_authenticated_call(
+    artifact_service: ServiceProcess, deployment: Deployment, issuer: LocalIssuer
+) -> None:
+    """--token-env with a token the service accepts (items.read, right audience): exit 0, the call is 200."""
+    token = issuer.mint(scopes="items.read")
+    result = verify(
+        artifact_service.url, deployment.commit, "--token-env", "GATE_TOKEN", timeout=20,
+        env={"GATE_TOKEN": token},
+    )  # fmt: skip
+    assert result.returncode == Outcome.VERIFIED, result.stdout + result.stderr
+    assert "GET /api/v1/items?limit=1 with the token is 200" in result.stdout
+    assert "skipped" not in result.stdout
+    assert token not in result.stdout + result.stderr
+
+
+def test_wrong_audience_token_is_refused_with_exit_7_and_the_reason(
+    artifact_service: ServiceProcess, deployment: Deployment, issuer: LocalIssuer, tmp_path: Path
+) -> None:
+    """--token-command printing a token for another API: exit 7, the service's reason and challenge, no token."""
+    token = issuer.mint(scopes="items.read", audience="api://another-api")
+    (tmp_path / "token").write_text(token + "\n")
+    summary = tmp_path / "summary.md"
+    result = verify(
+        artifact_service.url, deployment.commit, "--token-command", f"cat {tmp_path / 'token'}",
+        timeout=20, env={"GITHUB_STEP_SUMMARY": str(summary)},
+    )  # fmt: skip
+    assert result.returncode == Outcome.AUTH_REFUSED, result.stdout + result.stderr
+    assert "authenticated call refused" in result.stderr
+    assert f"expected {AUDIENCE}" in result.stderr  # the service's problem detail names the audience
+    assert 'WWW-Authenticate: Bearer realm="backend-iac", error="invalid_token"' in result.stderr
+    assert token not in result.stdout + result.stderr + summary.read_text()
+    assert result.elapsed < 15  # a refusal ends the wait at once
+
+
+def test_read_only_scope_missing_is_refused_with_403(
+    artifact_service: ServiceProcess, deployment: Deployment, issuer: LocalIssuer
+) -> None:
+    """A valid token without items.read: 403 insufficient_scope, exit 7."""
+    token = issuer.mint(scopes="other.scope")
+    result = verify(
+        artifact_service.url, deployment.commit, "--token-env", "GATE_TOKEN", timeout=20,
+        env={"GATE_TOKEN": token},
+    )  # fmt: skip
+    assert result.returncode == Outcome.AUTH_REFUSED, result.stdout + result.stderr
+    assert "answered 403" in result.stderr
+    assert "insufficient_scope" in result.stderr
+
+
+def test_without_a_token_the_authenticated_step_is_skipped_and_said(
+    artifact_service: ServiceProcess, deployment: Deployment
+) -> None:
+    """No token option: verified as before, and the output says the authenticated call was skipped."""
+    result = verify(artifact_service.url, deployment.commit, timeout=20)
+    assert result.returncode == Outcome.VERIFIED, result.stdout + result.stderr
+    assert "authenticated call skipped" in result.stdout
+
+
+def test_failing_token_command_shows_its_stderr_and_exits_2(
+    artifact_service: ServiceProcess, deployment: Deployment
+) -> None:
+    """The token command fails: exit 2 with its exit status and stderr (never its stdout)."""
+    command = "sh -c 'echo SECRET-ISH-STDOUT; echo Please run az login >&2; exit 3'"
+    result = verify(artifact_service.url, deployment.commit, "--token-command", command, timeout=20)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "exited with 3" in result.stderr
+    assert "Please run az login" in result.stderr
+    assert "SECRET-ISH-STDOUT" not in result.stdout + result.stderr
+
+
+def test_token_command_is_bounded_in_time() -> None:
+    """A token command that hangs is stopped after its limit with a clear message."""
+    from backend_iac.verify import TokenError, token_from_command
+
+    started = time.monotonic()
+    with pytest.raises(TokenError, match="did not finish within 1 s"):
+        token_from_command("sleep 30", timeout=1)
+    assert time.monotonic() - started < 10
+
+
+def test_unset_token_variable_exits_2(artifact_service: ServiceProcess, deployment: Deployment) -> None:
+    """--token-env naming an empty or unset variable: exit 2 naming it."""
+    result = verify(artifact_service.url, deployment.commit, "--token-env", "NO_SUCH_TOKEN_VAR", timeout=20)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "--token-env NO_SUCH_TOKEN_VAR holds no token" in result.stderr
+
+
 def test_exit_codes_are_distinct_and_documented() -> None:
     """Each diagnosis has its own exit code, clear of 1 (a crash) and 2 (usage), and docs/deploy.md lists them."""
     import backend_iac.verify
 
     codes = {outcome.name: int(outcome) for outcome in Outcome}
-    assert codes == {"VERIFIED": 0, "UNREACHABLE": 3, "START_UP_ERROR": 4, "OLD_COMMIT": 5, "NOT_READY": 6}
+    assert codes == {
+        "VERIFIED": 0,
+        "UNREACHABLE": 3,
+        "START_UP_ERROR": 4,
+        "OLD_COMMIT": 5,
+        "NOT_READY": 6,
+        "AUTH_REFUSED": 7,
+    }
     documented = (Path(__file__).resolve().parents[3] / "docs" / "deploy.md").read_text()
     for code in codes.values():
         assert f"\n    {code}  " in (backend_iac.verify.__doc__ or "")

@@ -22,8 +22,6 @@ SHA = "a457da9ea143d694b1b9c7c869ebb04ebe844ef5"
 STACK_CONFIG: dict[str, Any] = {
     "azure-native:location": "westeurope",
     "backend-iac:githubRepository": "example-org/backend-iac",
-    "backend-iac:authIssuer": "https://login.microsoftonline.com/tenant/v2.0",
-    "backend-iac:authAudience": "api://backend-iac",
 }
 
 CI = f"""\
@@ -74,6 +72,7 @@ on:
 permissions: {{}}
 jobs:
   up:
+    if: github.ref == 'refs/heads/main'
     runs-on: ubuntu-24.04
     permissions:
       contents: read
@@ -96,6 +95,7 @@ jobs:
           stack-name: dev
   deploy:
     needs: [up]
+    if: github.ref == 'refs/heads/main'
     runs-on: ubuntu-24.04
     permissions:
       contents: read
@@ -138,6 +138,7 @@ on:
 permissions: {{}}
 jobs:
   destroy:
+    if: github.ref == 'refs/heads/main'
     runs-on: ubuntu-24.04
     permissions:
       contents: read
@@ -182,6 +183,10 @@ class Tree:
         text = self.read(relative)
         assert old in text, f"{old!r} not in {relative}"
         (self.root / relative).write_text(text.replace(old, new), encoding="utf-8")
+
+    def ungate(self, relative: str) -> None:
+        """Drop the jobs' `if: github.ref == 'refs/heads/main'`, so every trigger's subject is presented."""
+        self.replace(relative, "    if: github.ref == 'refs/heads/main'\n", "")
 
     def set_config(self, **overrides: Any) -> None:
         """Short keys get backend-iac:; None removes the key."""

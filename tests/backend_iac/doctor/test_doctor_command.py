@@ -122,3 +122,26 @@ def test_explain_without_a_code_is_a_usage_error() -> None:
     assert code == 2
     assert "usage: backend-iac doctor [options] explain CODE" in err
     assert _run("nonsense")[0] == 2
+
+
+def test_explain_names_the_exact_subject_of_each_job(tree: Tree) -> None:
+    """700213 lists, per job that signs in, the exact subject and who trusts it: `up` in production as
+    the environment subject (not main's), the preview on pull_request only, destroy on main."""
+    tree.set_config(githubEnvironments=["production"])
+    tree.replace(
+        ".github/workflows/deploy.yml",
+        "  up:\n    if: github.ref == 'refs/heads/main'\n",
+        "  up:\n    if: github.ref == 'refs/heads/main'\n    environment: production\n",
+    )
+    _, out, _ = _run("--root", str(tree.root), "explain", "AADSTS700213")
+    lines = out.splitlines()
+
+    def line_of(job: str) -> str:
+        return next(line for line in lines if f"job `{job}`:" in line)
+
+    assert "repo:example-org/backend-iac:environment:production on push, workflow_dispatch" in line_of("up")
+    assert "deploy identity" in line_of("up")
+    assert "repo:example-org/backend-iac:pull_request on pull_request" in line_of("preview")
+    assert "Azure preview identity (Reader)" in line_of("preview")
+    assert "repo:example-org/backend-iac:ref:refs/heads/main on workflow_dispatch" in line_of("destroy")
+    assert "nothing broader" in out

@@ -78,3 +78,40 @@ def test_malformed_subject_prefix(tree: Tree) -> None:
         .index("  backend-iac:githubSubjectPrefix: repo:example-org/backend-iac:ref:refs/heads/main")
         + 1
     )
+
+
+TENANT = "7f0c3c52-1c8f-4b0e-9d4e-3f5b6a7c8d9e"
+
+
+def test_default_stack_declares_the_registration_and_is_clean(tree: Tree) -> None:
+    """No authIssuer/authAudience: the stack derives them, nothing to report."""
+    assert tree.findings() == []
+
+
+def test_v2_issuer_with_identifier_uri_audience(tree: Tree) -> None:
+    """The old documented example: a v2.0 issuer with api:// audience can never validate, with the fix."""
+    tree.set_config(
+        authIssuer=f"https://login.microsoftonline.com/{TENANT}/v2.0", authAudience="api://backend-iac"
+    )
+    finding = only(tree.findings())
+    assert (finding.code, finding.layer, finding.severity) == ("config-auth-audience", "config", "error")
+    assert "client id" in finding.message
+    assert "delete backend-iac:authIssuer and backend-iac:authAudience" in finding.fix
+    assert finding.line is not None
+
+
+def test_v1_issuer_is_a_warning_that_explains_token_versions(tree: Tree) -> None:
+    """sts.windows.net is the v1.0 issuer: allowed, explained, with the way to v2.0."""
+    tree.set_config(authIssuer=f"https://sts.windows.net/{TENANT}/", authAudience="api://backend-iac")
+    finding = only(tree.findings())
+    assert (finding.code, finding.severity) == ("config-auth-issuer-v1", "warning")
+    assert "requestedAccessTokenVersion" in finding.message
+    assert "v2.0" in finding.fix
+
+
+def test_issuer_without_audience(tree: Tree) -> None:
+    """Half of the bring-your-own pair is refused naming the missing key."""
+    tree.set_config(authIssuer=f"https://login.microsoftonline.com/{TENANT}/v2.0")
+    finding = only(tree.findings())
+    assert finding.code == "config-auth-audience"
+    assert "go together" in finding.message

@@ -154,7 +154,9 @@ def test_destroy_confirmed_by_a_job_condition(tree: Tree) -> None:
         '        run: echo "$CONFIRM"\n',
     )
     tree.replace(
-        DESTROY, "  destroy:\n    runs-on", "  destroy:\n    if: inputs.confirm == 'dev'\n    runs-on"
+        DESTROY,
+        "  destroy:\n    if: github.ref == 'refs/heads/main'\n",
+        "  destroy:\n    if: github.ref == 'refs/heads/main' && inputs.confirm == 'dev'\n",
     )
     assert tree.findings() == []
 
@@ -235,6 +237,7 @@ on:
 permissions: {}
 jobs:
   cli:
+    if: github.ref == 'refs/heads/main'
     runs-on: ubuntu-24.04
     permissions:
       contents: read
@@ -259,3 +262,125 @@ def test_each_missing_login_input_is_reported(tree: Tree) -> None:
         "tenant-id",
     ]
     assert {f.code for f in findings} == {"login-input-missing"}
+
+
+def test_deploy_job_without_a_branch_gate(tree: Tree) -> None:
+    """`up` signs in on push and workflow_dispatch with no `if: github.ref == ...`: any branch could deploy."""
+    tree.replace(
+        DEPLOY,
+        "  up:\n    if: github.ref == 'refs/heads/main'\n    runs-on",
+        "  up:\n    runs-on",
+    )
+    finding = only(tree.findings())
+    assert (finding.code, finding.layer, finding.severity) == ("deploy-ungated", "pipeline", "error")
+    assert "`up`" in finding.message
+    assert "push, workflow_dispatch" in finding.message
+    assert "if: github.ref == 'refs/heads/main'" in finding.fix
+    assert finding.line == tree.read(DEPLOY).splitlines().index("  up:") + 1
+
+
+def test_destroy_job_without_a_branch_gate(tree: Tree) -> None:
+    """destroy signs in with the deploy identity from whatever branch it is dispatched from."""
+    tree.ungate(DESTROY)
+    finding = only(tree.findings())
+    assert (finding.code, finding.file) == ("deploy-ungated", DESTROY)
+    assert "workflow_dispatch" in finding.message
+
+
+def test_gate_on_another_branch_or_inside_a_disjunction_is_no_gate(tree: Tree) -> None:
+    """`github.ref == 'refs/heads/develop'` is not a deploy branch; an `||` lets any ref through."""
+    tree.replace(
+        DEPLOY,
+        "  up:\n    if: github.ref == 'refs/heads/main'\n",
+        "  up:\n    if: github.ref == 'refs/heads/develop'\n",
+    )
+    tree.replace(
+        DEPLOY,
+        "  deploy:\n    needs: [up]\n    if: github.ref == 'refs/heads/main'\n",
+        "  deploy:\n    needs: [up]\n    if: github.ref == 'refs/heads/main' || github.event_name == 'workflow_dispatch'\n",
+    )
+    findings = [f for f in tree.findings() if f.code == "deploy-ungated"]
+    assert sorted(f.message.split("`")[1] for f in findings) == ["deploy", "up"]
+    gated_elsewhere = next(f for f in findings if "`up`" in f.message)
+    assert "gated on refs/heads/develop" in gated_elsewhere.message
+
+
+def test_gate_on_a_configured_deploy_branch_passes(tree: Tree) -> None:
+    """With githubBranches [release], the gate must name release; main no longer counts."""
+    tree.set_config(githubBranches=["release"])
+    tree.replace(DEPLOY, "branches: [main]", "branches: [release]")
+    findings = [f for f in tree.findings() if f.code == "deploy-ungated"]
+    assert {f.message.split("`")[1] for f in findings} == {"up", "deploy", "destroy"}
+    assert all("refs/heads/release" in f.fix for f in findings)
+    for path in (DEPLOY, DESTROY):
+        tree.replace(path, "if: github.ref == 'refs/heads/main'", "if: github.ref == 'refs/heads/release'")
+    assert [f for f in tree.findings() if f.code == "deploy-ungated"] == []
+
+
+def test_pull_request_only_sign_in_needs_no_branch_gate(tree: Tree) -> None:
+    """The preview job signs in only for pull requests (the `pull_request` subject): not a deploy job."""
+    assert "if: github.event_name == 'pull_request'" in tree.read(".github/workflows/ci.yml")
+    assert [f for f in tree.findings() if f.code == "deploy-ungated"] == []
+
+
+ROLLBACK_JOB = f"""\
+  rollback:
+    needs: [up, deploy, gate]
+    if: failure() && needs.gate.result == 'failure' && github.ref == 'refs/heads/main'
+    runs-on: ubuntu-24.04
+    permissions:
+      contents: read
+      id-token: write
+    steps:
+      - uses: actions/checkout@{SHA}
+        with:
+          persist-credentials: false
+          fetch-depth: 0
+      - name: Azure sign-in (deploy identity)
+        uses: azure/login@{SHA}
+        with:
+          client-id: ${{{{ vars.AZURE_CLIENT_ID }}}}
+          tenant-id: ${{{{ vars.AZURE_TENANT_ID }}}}
+          subscription-id: ${{{{ vars.AZURE_SUBSCRIPTION_ID }}}}
+      - name: Roll back
+        env:
+          URL: ${{{{ needs.up.outputs.url }}}}
+        run: |
+          uv run backend-iac rollback --url "$URL" --commit "$GITHUB_SHA" \\
+            --previous "$PREVIOUS" --app-name a --resource-group g
+"""
+
+
+def test_rollback_with_full_history_is_clean(tree: Tree) -> None:
+    """A rollback job whose checkout has fetch-depth: 0 can rebuild the previous commit: no finding."""
+    tree.workflow("deploy.yml", tree.read(DEPLOY) + ROLLBACK_JOB)
+    assert tree.findings() == []
+
+
+def test_rollback_with_a_shallow_checkout(tree: Tree) -> None:
+    """The default checkout (one commit) cannot `package --ref` the commit that was serving."""
+    tree.workflow("deploy.yml", tree.read(DEPLOY) + ROLLBACK_JOB.replace("          fetch-depth: 0\n", ""))
+    finding = only(tree.findings())
+    assert (finding.code, finding.layer, finding.severity) == (
+        "rollback-history-missing",
+        "pipeline",
+        "error",
+    )
+    assert "`rollback`" in finding.message
+    assert "fetch-depth 1 (the default)" in finding.message
+    assert "fetch-depth: 0" in finding.fix
+    lines = tree.read(DEPLOY).splitlines()
+    assert lines[finding.line - 1].strip().startswith(f"- uses: actions/checkout@{SHA}")
+
+
+def test_package_of_another_ref_with_fetch_depth_one(tree: Tree) -> None:
+    """`backend-iac package --ref <sha>` with `fetch-depth: 1` said out loud is the same mistake."""
+    job = ROLLBACK_JOB.replace("fetch-depth: 0", "fetch-depth: 1").replace(
+        'uv run backend-iac rollback --url "$URL" --commit "$GITHUB_SHA" \\\\\n'
+        '            --previous "$PREVIOUS" --app-name a --resource-group g',
+        'uv run backend-iac package --ref "$PREVIOUS"',
+    )
+    tree.workflow("deploy.yml", tree.read(DEPLOY) + job)
+    finding = only(tree.findings())
+    assert finding.code == "rollback-history-missing"
+    assert "fetch-depth 1" in finding.message

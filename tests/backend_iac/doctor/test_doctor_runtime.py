@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.backend_iac.doctor.conftest import Tree, of, only
 
 
@@ -118,3 +120,48 @@ def test_production_setting_the_stack_does_not_set(tree: Tree) -> None:
     finding = only(of(tree.findings(), "production-setting-missing"))
     assert (finding.layer, finding.severity) == ("runtime", "error")
     assert "AUTH_JWKS_URL" in finding.message
+
+
+@pytest.fixture
+def extra_app_settings(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Settings added to those the stack program gives the web app (the evaluation runs the real program)."""
+    import stack.program
+
+    extra: dict[str, str] = {}
+    original = stack.program.app_settings
+    monkeypatch.setattr(stack.program, "app_settings", lambda *args: {**original(*args), **extra})
+    return extra
+
+
+def test_sqlite_forced_local_on_app_service_is_an_error(
+    tree: Tree, extra_app_settings: dict[str, str]
+) -> None:
+    """SQLITE_STORAGE=local would turn WAL on over App Service's SMB share: refused, with why."""
+    extra_app_settings["SQLITE_STORAGE"] = "local"
+    finding = only(tree.findings())
+    assert (finding.code, finding.layer, finding.severity) == (
+        "sqlite-storage-forced-local",
+        "runtime",
+        "error",
+    )
+    assert "journal_mode=DELETE" in finding.message
+    assert "network filesystem" in finding.message
+    assert finding.file == "stack/program.py"
+
+
+def test_sqlite_with_several_workers_explains_the_single_worker(
+    tree: Tree, extra_app_settings: dict[str, str]
+) -> None:
+    """WEB_CONCURRENCY above 1 on the embedded store is lowered at start-up: the doctor says so."""
+    extra_app_settings["WEB_CONCURRENCY"] = "4"
+    finding = only(tree.findings())
+    assert (finding.code, finding.severity) == ("sqlite-web-concurrency-lowered", "warning")
+    assert "lowers it to 1" in finding.message
+
+
+def test_postgres_makes_the_sqlite_settings_moot(tree: Tree, extra_app_settings: dict[str, str]) -> None:
+    """With PostgreSQL on, SQLITE_STORAGE and WEB_CONCURRENCY mean nothing to the doctor."""
+    tree.set_config(enablePostgres=True)
+    extra_app_settings.update(SQLITE_STORAGE="local", WEB_CONCURRENCY="4")
+    assert of(tree.findings(), "sqlite-storage-forced-local") == []
+    assert of(tree.findings(), "sqlite-web-concurrency-lowered") == []

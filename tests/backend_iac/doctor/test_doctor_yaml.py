@@ -46,7 +46,8 @@ def test_on_as_string_list_or_map(tree: Tree, on: str, subject: str) -> None:
     findings = [f for f in tree.findings() if f.file == ".github/workflows/extra.yml"]
     assert findings, "the extra workflow's sign-in was not seen"
     assert any(subject in f.message for f in findings), [f.message for f in findings]
-    assert {f.layer for f in findings} == {"identity"}
+    # The extra job is also not gated on the branch (pipeline); the subject is the identity layer's finding.
+    assert {f.layer for f in findings if f.code != "deploy-ungated"} == {"identity"}
 
 
 def test_bare_on_key_is_read_as_true_by_yaml_11(tree: Tree) -> None:
@@ -58,7 +59,7 @@ def test_bare_on_key_is_read_as_true_by_yaml_11(tree: Tree) -> None:
     assert workflow.triggers_line == 2
 
 
-def _reusable(tree: Tree, *, caller_permissions: str, branches: str = "[main]") -> None:
+def _reusable(tree: Tree, *, caller_permissions: str, branches: str = "[main]", gate: str = "main") -> None:
     tree.workflow(
         "_sign_in.yml",
         f"""\
@@ -84,6 +85,7 @@ on:
 permissions: {{}}
 jobs:
   call:
+    if: github.ref == 'refs/heads/{gate}'
 {caller_permissions}    uses: ./.github/workflows/_sign_in.yml
 """,
     )
@@ -109,6 +111,7 @@ def test_reusable_workflow_subject_follows_the_callers_trigger(tree: Tree) -> No
         tree,
         caller_permissions="    permissions:\n      contents: read\n      id-token: write\n",
         branches="[develop]",
+        gate="develop",
     )
     finding = only(of(tree.findings(), "oidc-subject-unmatched"))
     assert finding.file == ".github/workflows/_sign_in.yml"
@@ -196,8 +199,9 @@ def test_step_condition_narrows_one_sign_in(tree: Tree) -> None:
         "      - name: Azure sign-in (preview identity)\n        if: github.event_name == 'pull_request'\n",
     )
     # The pulumi step still runs on push with the preview client id: main's credential is on the deploy identity.
-    finding = only(tree.findings())
-    assert finding.code == "oidc-subject-wrong-identity"
+    # (And the job, now running on push, is not gated on the branch.)
+    assert {f.code for f in tree.findings()} == {"oidc-subject-wrong-identity", "deploy-ungated"}
+    finding = only(of(tree.findings(), "oidc-subject-wrong-identity"))
     assert (
         tree.read(".github/workflows/ci.yml")
         .splitlines()[finding.line - 1]
