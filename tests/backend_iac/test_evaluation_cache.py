@@ -114,9 +114,9 @@ def test_cached_evaluation_equals_a_fresh_one(checkout: Path, tmp_path: Path) ->
         ("Pulumi.yaml", "    default: B1\n", "    default: B2\n", "App Service plan B2"),
         (
             "Pulumi.dev.yaml",
-            "  backend-iac:authAudience: api://backend-iac\n",
-            "  backend-iac:authAudience: api://backend-iac\n  backend-iac:instanceCount: 2\n",
-            "x 2",
+            "config:\n",
+            "config:\n  backend-iac:instanceCount: 2\n",
+            "(Linux) x 2",
         ),
         (
             "stack/program.py",
