@@ -134,7 +134,7 @@ def _show(key: str, value: Any) -> str:
     if key in ("api.oauth2PermissionScopes", "appRoles") and isinstance(value, list):
         return ", ".join(str(item.get("value")) for item in value if isinstance(item, Mapping))
     if key in ("appRoleId", "permissionIds"):
-        from stack.components.api_registration import PERMISSIONS
+        from stack.api_permissions import PERMISSIONS
 
         names = {p.role_id: f"{p.value} (app role)" for p in PERMISSIONS} | {
             p.scope_id: f"{p.value} (scope)" for p in PERMISSIONS
@@ -142,7 +142,7 @@ def _show(key: str, value: Any) -> str:
         ids = value if isinstance(value, list) else [value]
         return ", ".join(names.get(str(item), str(item)) for item in ids)
     if key == "authorizedClientId" and isinstance(value, str):
-        from stack.components.api_registration import AZURE_CLI_CLIENT_ID
+        from stack.api_permissions import AZURE_CLI_CLIENT_ID
 
         return f"{value} (Azure CLI)" if value == AZURE_CLI_CLIENT_ID else value
     return json.dumps(value) if isinstance(value, bool | int | float) else str(value)
