@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.db.migrations import MIGRATIONS
+from service.db.schema import MIGRATIONS
 from tests.support.issuer import AUDIENCE, LocalIssuer
 from tests.support.postgres import PostgresServer
 from tests.support.service_process import ServiceProcess, production_env
