@@ -70,7 +70,9 @@ def default_directory() -> Path:
     if configured:
         return Path(configured)
     xdg = os.environ.get("XDG_CACHE_HOME", "")
-    # The XDG spec says a relative XDG_CACHE_HOME is invalid and must be ignored.
+    # XDG Base Directory Specification: $XDG_CACHE_HOME, default $HOME/.cache; "All paths set in these
+    # environment variables must be absolute" (a relative one is invalid and ignored). Read in a copy of
+    # the spec: ilya-fedin.pages.freedesktop.org/xdg-specs/basedir-spec/latest/ar01s02.html.
     base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
     return base / "backend-iac"
 
