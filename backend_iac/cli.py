@@ -131,6 +131,26 @@ def _version() -> str:
         return "backend-iac (not installed)"
 
 
+class _VersionAction(argparse.Action):
+    """argparse's `version` action, but the version is looked up (importlib.metadata scans sys.path)
+    only when --version is given, not on every command."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS) -> None:
+        super().__init__(
+            option_strings, dest, default=argparse.SUPPRESS, nargs=0, help="show the version and exit"
+        )
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        sys.stdout.write(f"{_version()}\n")
+        parser.exit()
+
+
 def resolve_root(value: str | None) -> Path:
     """The repository root every command reads: `--root` when given, else this checkout when the
     package runs from one, else the current directory. One meaning for every command."""
@@ -404,7 +424,7 @@ COMMANDS: Final[dict[str, tuple[AddParser, Command]]] = {
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="backend-iac", description=DESCRIPTION)
-    parser.add_argument("--version", action="version", version=_version())
+    parser.add_argument("--version", action=_VersionAction)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add_parser, _ in COMMANDS.values():
         add_parser(commands)

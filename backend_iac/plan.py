@@ -8,9 +8,16 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Final, Literal, TextIO
+from typing import TYPE_CHECKING, Any, Final, Literal, TextIO
+
+if TYPE_CHECKING:
+    from backend_iac.evaluate import DeclaredResource
+    from backend_iac.evaluation_cache import EvaluationCache
+
+# The checkout this tool runs from: its policy pack judges every plan.
+_THIS_CHECKOUT: Final = Path(__file__).resolve().parents[1]
 
 SECRET: Final = "[secret]"  # noqa: S105 - the placeholder shown instead of a secret
 
@@ -127,7 +134,7 @@ def _show(key: str, value: Any) -> str:
     if key in ("api.oauth2PermissionScopes", "appRoles") and isinstance(value, list):
         return ", ".join(str(item.get("value")) for item in value if isinstance(item, Mapping))
     if key in ("appRoleId", "permissionIds"):
-        from stack.components.api_registration import PERMISSIONS
+        from stack.api_permissions import PERMISSIONS
 
         names = {p.role_id: f"{p.value} (app role)" for p in PERMISSIONS} | {
             p.scope_id: f"{p.value} (scope)" for p in PERMISSIONS
@@ -135,7 +142,7 @@ def _show(key: str, value: Any) -> str:
         ids = value if isinstance(value, list) else [value]
         return ", ".join(names.get(str(item), str(item)) for item in ids)
     if key == "authorizedClientId" and isinstance(value, str):
-        from stack.components.api_registration import AZURE_CLI_CLIENT_ID
+        from stack.api_permissions import AZURE_CLI_CLIENT_ID
 
         return f"{value} (Azure CLI)" if value == AZURE_CLI_CLIENT_ID else value
     return json.dumps(value) if isinstance(value, bool | int | float) else str(value)
@@ -222,14 +229,50 @@ def _print_table(report: Mapping[str, Any], out: TextIO) -> None:
         console.print(f"[dim]note: {escape(line)}[/dim]")
 
 
-def build_report(root: Path, stack: str) -> dict[str, Any]:
-    """Evaluate the stack and gather resources (secrets redacted), violations and the cost estimate."""
-    from backend_iac.evaluate import evaluate_stack
-    from backend_iac.pricing import estimate_monthly_cost
+def _violations(root: Path, resources: Sequence[DeclaredResource]) -> list[dict[str, str | None]]:
+    """The policy pack's verdict on `resources` with root's pack config (PolicyConfigError if invalid)."""
     from policy.rules import check, load_pack_config
 
-    evaluation = evaluate_stack(root, stack)
+    return [
+        {
+            "policy": v.policy,
+            "message": v.message,
+            "resource_type": v.resource_type,
+            "resource_name": v.resource_name,
+        }
+        for v in check(resources, load_pack_config(root))
+    ]
+
+
+def _policy_files(root: Path, pattern: str) -> list[Path]:
+    """root/policy's files matching `pattern`, sorted: the rules (this tool's) or the pack config (root's)."""
+    return sorted((root / "policy").glob(pattern))
+
+
+def _is_policy_config_error(error: Exception) -> bool:
+    # policy.rules starts pulumi_policy, so it is imported only when the verdict is computed; when it was
+    # not, the error cannot be its PolicyConfigError.
+    rules = sys.modules.get("policy.rules")
+    return rules is not None and isinstance(error, rules.PolicyConfigError)
+
+
+def build_report(root: Path, stack: str, *, cache: EvaluationCache | None = None) -> dict[str, Any]:
+    """Evaluate the stack (through `cache` when given) and gather resources (secrets redacted), violations
+    and the cost estimate."""
+    from backend_iac.evaluate import evaluate_stack
+    from backend_iac.pricing import estimate_monthly_cost
+
+    evaluation = cache.evaluate_stack(root, stack) if cache is not None else evaluate_stack(root, stack)
     ordered = sorted(evaluation.resources, key=lambda r: (r.type, r.name))
+    if cache is None:
+        violations = _violations(root, ordered)
+    else:
+        from backend_iac.evaluation_cache import source_files
+
+        # The verdict depends on the resources, the pack's rules and its config file, and nothing else.
+        resources = [[r.type, r.name, dict(r.inputs)] for r in ordered]
+        rules = source_files(*_policy_files(_THIS_CHECKOUT, "*.py"), *_policy_files(root, "*.json"))
+        violations = cache.remember("violations", [resources, *rules], lambda: _violations(root, ordered))
     groups = evaluation.of_type("azure-native:resources:ResourceGroup")
     location = str(groups[0].inputs.get("location")) if groups else None
     cost = estimate_monthly_cost(ordered, location)
@@ -239,15 +282,7 @@ def build_report(root: Path, stack: str) -> dict[str, Any]:
             {"type": r.type, "name": r.name, "inputs": _redact(dict(r.inputs), r.secret_paths)}
             for r in ordered
         ],
-        "violations": [
-            {
-                "policy": v.policy,
-                "message": v.message,
-                "resource_type": v.resource_type,
-                "resource_name": v.resource_name,
-            }
-            for v in check(ordered, load_pack_config(root))
-        ],
+        "violations": violations,
         "monthly_cost_usd": cost.monthly_usd,
         "estimate": {
             "items": [
@@ -263,12 +298,12 @@ def build_report(root: Path, stack: str) -> dict[str, Any]:
 def print_plan(*, root: Path, stack: str, output_format: Literal["text", "json"]) -> int:
     """The `plan` command: print the report as text or JSON; exit 0 pass, 1 policy violated, 2 bad config."""
     from backend_iac.evaluate import ProgramError, StackFileError
+    from backend_iac.evaluation_cache import EvaluationCache
     from backend_iac.terminal import is_styled
-    from policy.rules import PolicyConfigError
     from stack.config import StackConfigError
 
     try:
-        report = build_report(root, stack)
+        report = build_report(root, stack, cache=EvaluationCache.for_user())
     except StackConfigError as error:
         sys.stderr.write(f"backend-iac plan: invalid config for stack {stack!r}:\n")
         for key, message in error.problems.items():
@@ -277,11 +312,13 @@ def print_plan(*, root: Path, stack: str, output_format: Literal["text", "json"]
     except StackFileError as error:
         sys.stderr.write(f"backend-iac plan: cannot read the config of stack {stack!r}: {error}\n")
         return 2
-    except PolicyConfigError as error:
-        sys.stderr.write(f"backend-iac plan: the policy pack's configuration is invalid: {error}\n")
-        return 2
     except ProgramError as error:
         sys.stderr.write(f"backend-iac plan: cannot evaluate stack {stack!r}: {error}\n")
+        return 2
+    except ValueError as error:  # PolicyConfigError is a ValueError
+        if not _is_policy_config_error(error):
+            raise
+        sys.stderr.write(f"backend-iac plan: the policy pack's configuration is invalid: {error}\n")
         return 2
     if output_format == "json":
         json.dump(report, sys.stdout, indent=2, default=str)
@@ -426,15 +463,19 @@ def diff_reports(base: Mapping[str, Any], head: Mapping[str, Any]) -> dict[str, 
     }
 
 
-def build_diff(root: Path, stack: str, base: str) -> tuple[dict[str, Any], str]:
+def build_diff(
+    root: Path, stack: str, base: str, *, cache: EvaluationCache | None = None
+) -> tuple[dict[str, Any], str]:
     """The plan of `root`'s working tree against the plan of `base` (a ref of `root`'s repository), each
-    evaluated with its own program and config file; and the commit `base` names."""
+    evaluated with its own program and config file (through `cache` when given: the cache keys on
+    content, so a base whose program and config equal the working tree's is not evaluated twice); and
+    the commit `base` names."""
     import tempfile
 
-    head_report = build_report(root, stack)
+    head_report = build_report(root, stack, cache=cache)
     with tempfile.TemporaryDirectory(prefix="backend-iac-base-") as scratch:
         commit = extract_ref(root, base, Path(scratch))
-        base_report = build_report(Path(scratch), stack)
+        base_report = build_report(Path(scratch), stack, cache=cache)
     return {"base": base, "head": "working tree", **diff_reports(base_report, head_report)}, commit
 
 
@@ -473,10 +514,11 @@ def print_diff(*, root: Path, stack: str, base: str, output_format: Literal["tex
     """`plan --base REF`: the difference, as text or JSON; exit 0, 1 a violation in the new side, 2 bad
     config, an unknown ref, or a side whose program cannot be evaluated."""
     from backend_iac.evaluate import ProgramError, StackFileError
+    from backend_iac.evaluation_cache import EvaluationCache
     from stack.config import StackConfigError
 
     try:
-        diff, commit = build_diff(root, stack, base)
+        diff, commit = build_diff(root, stack, base, cache=EvaluationCache.for_user())
     except RefError as error:
         sys.stderr.write(f"backend-iac plan: unknown base: {error}\n")
         return 2

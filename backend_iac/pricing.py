@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from policy.rules import Declared
+if TYPE_CHECKING:  # the protocol only: importing policy.rules starts pulumi_policy, which plan may not need
+    from policy.rules import Declared
 
 PRICES_AS_OF: Final = "2025-06-01"
 PRICE_SOURCE: Final = "Azure Retail Prices API / azure.microsoft.com pricing pages, East US, pay-as-you-go"

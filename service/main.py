@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 
 from service import telemetry
 from service.auth import JwksCache, KeySource, StaticKeys, TokenVerifier
@@ -105,6 +105,18 @@ async def purge_expired_keys_forever(store: Store, *, first: float, interval: fl
             logger.warning("expired idempotency keys not purged", extra={"reason": str(error)})
 
 
+def _add_routes(app: FastAPI, router: APIRouter) -> None:
+    """The router's routes, on the app itself.
+
+    `include_router` (FastAPI 0.165) keeps an included router as one route that every request searches
+    twice (once to pick the router, once inside it) after checking it for changes: about 10 us a request
+    in process (bench/profile_request.py). These routers add nothing at inclusion (no prefix, tags,
+    dependencies or lifespan: their routes already carry their full path and tags), so their routes can
+    sit on the app's router, which matches its own routes in one pass.
+    """
+    app.router.routes.extend(router.routes)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; settings default to the environment's, read once."""
 
@@ -162,9 +174,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _complete_openapi_document(app)
     install_api_docs(app)
     install_problem_handlers(app)
-    app.include_router(health.router)
-    app.include_router(version.router)
-    app.include_router(items.router)
+    for router in (health.router, version.router, items.router):
+        _add_routes(app, router)
     # Our own limiter, not FastAPI's max_body_size: that one answers some refusals in plain text,
     # and every error here is a problem document.
     # Without settings here the limits come from the settings the lifespan reads (MAX_BODY_BYTES and

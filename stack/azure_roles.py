@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-import pulumi
+if TYPE_CHECKING:  # `backend-iac plan` reads NAMES without starting Pulumi (about 0.1 s of imports)
+    import pulumi
 
 # Read everything in the scope, change nothing: pull-request previews.
 READER: Final = "acdd72a7-3385-48ef-bd42-f606fba81ae7"
@@ -22,6 +23,8 @@ NAMES: Final = {
 
 def role_definition_id(subscription_id: pulumi.Input[str], role: str) -> pulumi.Output[str]:
     """The subscription-scoped id ARM expects in a role assignment."""
+    import pulumi
+
     return pulumi.Output.concat(
         "/subscriptions/", subscription_id, "/providers/Microsoft.Authorization/roleDefinitions/", role
     )

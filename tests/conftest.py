@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from backend_iac.evaluation_cache import CACHE_DIR_ENV
 from service.config import Settings, load_settings
 from service.db.factory import open_store
 from service.db.store import Store
@@ -16,6 +17,15 @@ from service.main import create_app
 from tests.support.issuer import AUDIENCE, LocalIssuer
 from tests.support.postgres import PostgresServer
 from tests.support.tcp_proxy import FreezableProxy
+
+
+@pytest.fixture(autouse=True)
+def evaluation_cache_dir(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Every test's `backend-iac plan`/`doctor` (in process or not) starts with an empty evaluation cache
+    of its own, never the user's: each test evaluates what it wrote, as before the cache existed."""
+    monkeypatch.setenv(
+        CACHE_DIR_ENV, str(tmp_path_factory.getbasetemp() / "evaluation-cache" / uuid.uuid4().hex)
+    )
 
 
 @pytest.fixture(scope="session")

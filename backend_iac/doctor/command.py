@@ -7,17 +7,21 @@ file and line) or the command line is wrong.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, TextIO
+from typing import TYPE_CHECKING, Literal, TextIO
 
 from backend_iac.doctor.findings import DoctorInputError, Finding, has_errors, to_json, to_text
 
+if TYPE_CHECKING:
+    from backend_iac.evaluation_cache import EvaluationCache
 
-def diagnose(root: Path, stack: str) -> list[Finding]:
-    """Every finding for `root` and `stack`; DoctorInputError when an input cannot be read."""
+
+def diagnose(root: Path, stack: str, *, cache: EvaluationCache | None = None) -> list[Finding]:
+    """Every finding for `root` and `stack` (the program evaluated through `cache` when given);
+    DoctorInputError when an input cannot be read."""
     from backend_iac.doctor.checks import config, identity, pipeline, runtime
     from backend_iac.doctor.repository import load_repository
 
-    repository = load_repository(root, stack)
+    repository = load_repository(root, stack, cache=cache)
     return [
         *identity.check(repository),
         *pipeline.check(repository),
@@ -34,9 +38,9 @@ def explain_code(code: str, *, root: Path, stack: str, out: TextIO, err: TextIO)
     prefix: str | None = None
     subjects: list[str] = []
     try:
-        from backend_iac.evaluate import evaluate_stack
+        from backend_iac.evaluation_cache import EvaluationCache
 
-        evaluation = evaluate_stack(root, stack)
+        evaluation = EvaluationCache.for_user().evaluate_stack(root, stack)
         if evaluation.config is not None:
             repository = evaluation.config.github_repository
             prefix = evaluation.config.subject_prefix
@@ -119,7 +123,9 @@ def run_doctor(
 ) -> int:
     """The `doctor` command: every finding as text or JSON; exit 0 clean, 1 an error, 2 unreadable input."""
     try:
-        findings = diagnose(root, stack)
+        from backend_iac.evaluation_cache import EvaluationCache
+
+        findings = diagnose(root, stack, cache=EvaluationCache.for_user())
     except DoctorInputError as error:
         print(f"backend-iac doctor: cannot read {error}", file=err)
         return 2

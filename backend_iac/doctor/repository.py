@@ -9,12 +9,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from backend_iac.doctor.documents import MarkedDict, load_mapping, load_toml
 from backend_iac.doctor.workflows import DEFAULT_BRANCH, Workflow, read_workflows
 from backend_iac.evaluate import DeclaredResource, Evaluation
 from stack.config import StackConfig, config_key, short_key
+
+if TYPE_CHECKING:
+    from backend_iac.evaluation_cache import EvaluationCache
 
 PROJECT_FILE: Final = "Pulumi.yaml"
 FEDERATED_CREDENTIAL: Final = "azure-native:managedidentity:FederatedIdentityCredential"
@@ -168,8 +171,9 @@ def origin_default_branch(root: Path) -> str:
     return text.strip().removeprefix(prefix) if text.startswith(prefix) else DEFAULT_BRANCH
 
 
-def load_repository(root: Path, stack: str) -> Repository:
-    """Read every input; DoctorInputError (exit 2) when a file is missing or malformed."""
+def load_repository(root: Path, stack: str, *, cache: EvaluationCache | None = None) -> Repository:
+    """Read every input (the program evaluated through `cache` when given); DoctorInputError (exit 2)
+    when a file is missing or malformed."""
     from backend_iac.doctor.findings import DoctorInputError
     from backend_iac.evaluate import ProgramError, StackFileError, config_values, evaluate_program
     from stack.config import StackConfigError
@@ -184,7 +188,9 @@ def load_repository(root: Path, stack: str) -> Repository:
     problems: dict[str, str] = {}
     evaluation: Evaluation | None = None
     try:
-        evaluation = evaluate_program(root, stack, config_values(project_file, stack_file))
+        values = config_values(project_file, stack_file)
+        evaluate = cache.evaluate_program if cache is not None else evaluate_program
+        evaluation = evaluate(root, stack, values)
     except StackConfigError as error:
         problems = dict(error.problems)
     except (StackFileError, ProgramError) as error:  # the program failed: report it, check the rest

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import pytest
+
 from tests.backend_iac.doctor.conftest import Tree, of, only
 
 
@@ -120,19 +124,25 @@ def test_production_setting_the_stack_does_not_set(tree: Tree) -> None:
     assert "AUTH_JWKS_URL" in finding.message
 
 
-def add_app_settings(tree: Tree, **extra: str) -> None:
-    """The tree's own program gives the web app these settings too (the doctor evaluates that program)."""
-    added = "".join(f"        {name!r}: {value!r},\n" for name, value in extra.items())
-    tree.replace(
-        "stack/program.py",
-        '        "AZURE_CLIENT_ID": identity_client_id,\n',
-        f'        "AZURE_CLIENT_ID": identity_client_id,\n{added}',
-    )
+AppSettings = Callable[..., None]
+_LAST_APP_SETTING = '        "AZURE_CLIENT_ID": identity_client_id,\n'
 
 
-def test_sqlite_forced_local_on_app_service_is_an_error(tree: Tree) -> None:
+@pytest.fixture
+def add_app_settings(tree: Tree) -> AppSettings:
+    """Adds settings to those the tree's own program gives the web app (the doctor evaluates that program,
+    not this checkout's, so the program file itself is changed)."""
+
+    def add(**settings: str) -> None:
+        extra = "".join(f"        {name!r}: {value!r},\n" for name, value in settings.items())
+        tree.replace("stack/program.py", _LAST_APP_SETTING, _LAST_APP_SETTING + extra)
+
+    return add
+
+
+def test_sqlite_forced_local_on_app_service_is_an_error(tree: Tree, add_app_settings: AppSettings) -> None:
     """SQLITE_STORAGE=local would turn WAL on over App Service's SMB share: refused, with why."""
-    add_app_settings(tree, SQLITE_STORAGE="local")
+    add_app_settings(SQLITE_STORAGE="local")
     finding = only(tree.findings())
     assert (finding.code, finding.layer, finding.severity) == (
         "sqlite-storage-forced-local",
@@ -144,17 +154,19 @@ def test_sqlite_forced_local_on_app_service_is_an_error(tree: Tree) -> None:
     assert finding.file == "stack/program.py"
 
 
-def test_sqlite_with_several_workers_explains_the_single_worker(tree: Tree) -> None:
+def test_sqlite_with_several_workers_explains_the_single_worker(
+    tree: Tree, add_app_settings: AppSettings
+) -> None:
     """WEB_CONCURRENCY above 1 on the embedded store is lowered at start-up: the doctor says so."""
-    add_app_settings(tree, WEB_CONCURRENCY="4")
+    add_app_settings(WEB_CONCURRENCY="4")
     finding = only(tree.findings())
     assert (finding.code, finding.severity) == ("sqlite-web-concurrency-lowered", "warning")
     assert "lowers it to 1" in finding.message
 
 
-def test_postgres_makes_the_sqlite_settings_moot(tree: Tree) -> None:
+def test_postgres_makes_the_sqlite_settings_moot(tree: Tree, add_app_settings: AppSettings) -> None:
     """With PostgreSQL on, SQLITE_STORAGE and WEB_CONCURRENCY mean nothing to the doctor."""
     tree.set_config(enablePostgres=True)
-    add_app_settings(tree, SQLITE_STORAGE="local", WEB_CONCURRENCY="4")
+    add_app_settings(SQLITE_STORAGE="local", WEB_CONCURRENCY="4")
     assert of(tree.findings(), "sqlite-storage-forced-local") == []
     assert of(tree.findings(), "sqlite-web-concurrency-lowered") == []
