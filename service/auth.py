@@ -253,6 +253,7 @@ class JwksCache:
     _keys: dict[str, VerificationKey] = field(default_factory=dict)
     _fetched_at: float = float("-inf")
     _attempted_at: float = float("-inf")
+    _finished: int = 0  # attempts finished, successful or not
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _listeners: list[WithdrawnKeysListener] = field(default_factory=list)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -288,12 +289,19 @@ class JwksCache:
             if stale and now - self._attempted_at >= self.min_refresh_interval and not self._lock.locked():
                 self._spawn(self.refresh())  # refresh behind this request, which goes on with the cached key
             return key
-        await self.refresh()
+        await self.refresh(unless_finished_since=self._finished)
         return self._keys.get(kid)
 
-    async def refresh(self, *, force: bool = False) -> None:
-        """Refetch the key set unless one was attempted within the minimum interval."""
+    async def refresh(self, *, force: bool = False, unless_finished_since: int | None = None) -> None:
+        """Refetch the key set unless one was attempted within the minimum interval.
+
+        `unless_finished_since` is the count of finished attempts the caller saw before waiting: when an
+        attempt finished while it waited for the lock (it arrived during an in-flight fetch), that attempt's
+        answer is the caller's, and it waits for at most one fetch deadline, not two back to back.
+        """
         async with self._lock:
+            if unless_finished_since is not None and self._finished != unless_finished_since:
+                return
             if not force and time.monotonic() - self._attempted_at < self.min_refresh_interval:
                 return
             self._attempted_at = time.monotonic()
@@ -307,6 +315,8 @@ class JwksCache:
                     "JWKS refresh failed; keeping %d cached keys", len(self._keys), extra={"reason": reason}
                 )
                 return
+            finally:
+                self._finished += 1
             withdrawn = frozenset(kid for kid, key in self._keys.items() if keys.get(kid) != key)
             self._keys = keys
             self._fetched_at = time.monotonic()
