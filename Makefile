@@ -42,7 +42,7 @@ serve: bootstrap ## run the service locally as App Service runs it (SQLite, deve
 	@echo "  TOKEN=\$$(make -s token)"
 	@echo "  curl -H \"Authorization: Bearer \$$TOKEN\" -d '{\"name\":\"first\"}' -H 'content-type: application/json' http://127.0.0.1:$${PORT:-8000}/api/v1/items"
 	APP_ENV=$${APP_ENV:-development} GUNICORN_CMD_ARGS="--bind 127.0.0.1:$${PORT:-8000}" \
-	  $(RUN) $$($(RUN) python -c 'from service.startup import STARTUP_COMMAND; print(STARTUP_COMMAND)')
+	  $(RUN) python -m service.serve
 
 token: bootstrap ## mint a development bearer token for make serve (prints only the token)
 	@$(RUN) python -m service.dev_keys mint

@@ -6,22 +6,14 @@ import asyncio
 import sys
 from typing import Any
 
-from service.config import ConfigurationError, Settings, get_settings
+from service.config import ConfigurationError, get_settings
 from service.logging import logging_config
+from service.serve import settings_or_exit
 from service.startup import FRONT_END_TIMEOUT_SECONDS
 
-
-def _settings_or_exit() -> Settings:
-    """Every setting, gunicorn's included, parsed once in the master before anything starts: a bad value
-    exits 3 with every bad setting named (not a traceback from int(), not gunicorn's terse error)."""
-    try:
-        return get_settings()
-    except ConfigurationError as error:
-        print(f"backend-iac: start-up refused: {error}", file=sys.stderr, flush=True)
-        sys.exit(3)
-
-
-_settings = _settings_or_exit()
+# A bad value exits 3 naming every bad setting (a WEB_CONCURRENCY that is not a number never gets here:
+# gunicorn's import fails on it first; `python -m service.serve` checks it before gunicorn starts).
+_settings = settings_or_exit()
 bind = f"0.0.0.0:{_settings.port}"
 workers = _settings.web_concurrency
 # uvicorn-worker's worker with limits enforced while a request head is parsed, a head deadline and a

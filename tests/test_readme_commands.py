@@ -66,6 +66,20 @@ def test_make_token_prints_only_the_token(clone: Path) -> None:
     assert re.fullmatch(r"[\w-]+\.[\w-]+\.[\w-]+", lines[0])
 
 
+def test_make_serve_honours_app_env_and_names_every_bad_setting(clone: Path) -> None:
+    """`APP_ENV=production make serve` runs in production (so it asks for the auth settings), and a worker
+    count gunicorn would crash on is named with them: exit 3 from the recipe, no traceback, nothing served."""
+    env = _user_env() | {"APP_ENV": "production", "WEB_CONCURRENCY": "two"}
+    result = subprocess.run(
+        ["make", "-s", "serve"], cwd=clone, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert result.returncode != 0
+    assert "Error 3" in result.stderr, result.stderr
+    for name in ("AUTH_ISSUER", "AUTH_AUDIENCE", "WEB_CONCURRENCY"):
+        assert name in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
 def test_the_cli_runs_as_pasted_without_uv_on_path(clone: Path, tmp_path: Path) -> None:
     """`./backend-iac ...` works in a fresh clone whose PATH has no uv, from the clone and from elsewhere."""
     version = _run(["./backend-iac", "--version"], clone)

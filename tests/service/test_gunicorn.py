@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shlex
+import sys
 import time
 from pathlib import Path
 
@@ -10,11 +12,14 @@ import httpx
 import pytest
 
 from service.db.schema import MIGRATIONS
+from service.startup import STARTUP_COMMAND
 from tests.support.issuer import AUDIENCE, LocalIssuer
 from tests.support.postgres import PostgresServer
 from tests.support.service_process import ServiceProcess, production_env
 
 pytestmark = pytest.mark.slow
+
+LAUNCHER = f"{sys.executable} -m service.serve"
 
 
 def _production_env(issuer: LocalIssuer, home: Path, **extra: str) -> dict[str, str]:
@@ -72,7 +77,8 @@ def test_misconfiguration_stops_start_up_with_every_setting_named(tmp_path: Path
 def test_bad_gunicorn_settings_are_named_with_the_others_not_a_traceback(tmp_path: Path) -> None:
     """WEB_CONCURRENCY, PORT, GRACEFUL_TIMEOUT and LOG_LEVEL are validated with every other setting: one
     start-up error (exit 3) naming each, no traceback, no worker. (A WEB_CONCURRENCY that is not a number
-    at all is still gunicorn's own import-time error: gunicorn reads it before any config of ours runs.)"""
+    at all fails inside gunicorn's own import, before any config of ours runs: `python -m service.serve`,
+    next test, is what catches it.)"""
     env = {
         "APP_ENV": "development",
         "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
@@ -93,6 +99,43 @@ def test_bad_gunicorn_settings_are_named_with_the_others_not_a_traceback(tmp_pat
         assert name in logs, logs
     assert "Traceback" not in logs
     assert "Booting worker" not in logs
+
+
+def test_the_launcher_names_a_worker_count_gunicorn_would_crash_on(tmp_path: Path) -> None:
+    """`python -m service.serve` (what `make serve` runs) checks every setting before gunicorn is
+    imported: WEB_CONCURRENCY=two is named with the others (exit 3), not gunicorn's int() traceback."""
+    env = {
+        "APP_ENV": "development",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "WEB_CONCURRENCY": "two",
+        "PORT": "eighty",
+        "GRACEFUL_TIMEOUT": "soon",
+    }
+    service = ServiceProcess(env, command=LAUNCHER)
+    service.start(wait=False)
+    assert service.process is not None
+    code = service.process.wait(timeout=20)
+    logs = service.logs()
+    assert code == 3, logs
+    assert logs.startswith("backend-iac: start-up refused: invalid configuration"), logs
+    for name in ("WEB_CONCURRENCY", "PORT", "GRACEFUL_TIMEOUT"):
+        assert name in logs, logs
+    assert "Traceback" not in logs
+
+
+def test_the_launcher_becomes_the_start_command_when_the_settings_are_good(tmp_path: Path) -> None:
+    """With good settings the launcher replaces itself with STARTUP_COMMAND: the process it started is
+    gunicorn's master (same pid), and the service answers."""
+    env = {"APP_ENV": "development", "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}"}
+    with ServiceProcess(env, command=LAUNCHER, workers=1) as service:
+        assert httpx.get(f"{service.url}/healthz").status_code == 200
+        assert service.process is not None
+        raw = Path(f"/proc/{service.process.pid}/cmdline").read_bytes()
+    # [interpreter, .../bin/gunicorn, --config, ..., service.main:app]: the script's shebang runs python.
+    words = [word.decode() for word in raw.split(b"\0") if word]
+    expected = shlex.split(STARTUP_COMMAND)
+    assert Path(words[1]).name == expected[0], words
+    assert words[2:] == expected[1:], words
 
 
 @pytest.mark.postgres

@@ -440,6 +440,24 @@ def _sqlite_mode(repository: Repository) -> Iterator[Finding]:
         )
 
 
+def _worker_count(repository: Repository) -> Iterator[Finding]:
+    """A WEB_CONCURRENCY that is not a whole number: gunicorn parses it with int() while importing its own
+    config (gunicorn/config.py, Workers.default), before the service's settings check can name it."""
+    workers = repository.app_settings.get("WEB_CONCURRENCY")
+    if workers is None or workers.strip().isdigit():
+        return
+    file, line = _app_settings_definition(repository.root)
+    yield _finding(
+        "gunicorn-workers-not-a-number",
+        "error",
+        file,
+        line,
+        f"the stack sets WEB_CONCURRENCY={workers!r}: gunicorn reads it with int() before any code of the "
+        "service runs, so the container exits with 'ValueError: invalid literal for int()' and never starts",
+        "set WEB_CONCURRENCY to a whole number from 1 to 32, or remove it (the service's default is 2)",
+    )
+
+
 def check(repository: Repository) -> list[Finding]:
     if repository.evaluation is None:
         return []
@@ -458,6 +476,7 @@ def check(repository: Repository) -> list[Finding]:
         *_startup(repository),
         *_python(repository),
         *_database(repository),
+        *_worker_count(repository),
         *_sqlite_mode(repository),
         *_private_database_routing(repository),
         *_production_settings(repository),

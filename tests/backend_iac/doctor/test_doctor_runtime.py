@@ -164,6 +164,18 @@ def test_sqlite_with_several_workers_explains_the_single_worker(
     assert "lowers it to 1" in finding.message
 
 
+@pytest.mark.parametrize("workers", ["two", "", "2.5"])
+def test_a_worker_count_gunicorn_cannot_parse_is_an_error(
+    tree: Tree, add_app_settings: AppSettings, workers: str
+) -> None:
+    """WEB_CONCURRENCY that is not a whole number kills gunicorn at import: the doctor says so first."""
+    add_app_settings(WEB_CONCURRENCY=workers)
+    finding = only(of(tree.findings(), "gunicorn-workers-not-a-number"))
+    assert finding.severity == "error"
+    assert "invalid literal for int()" in finding.message
+    assert finding.file == "stack/program.py"
+
+
 def test_postgres_makes_the_sqlite_settings_moot(tree: Tree, add_app_settings: AppSettings) -> None:
     """With PostgreSQL on, SQLITE_STORAGE and WEB_CONCURRENCY mean nothing to the doctor."""
     tree.set_config(enablePostgres=True)
