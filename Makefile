@@ -10,7 +10,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 RUN := $(UV) run --locked --quiet
 
-.PHONY: help bootstrap serve token test lint typecheck pytest bench bench-tools plan migrate postgres-binaries wrk oidc-provider
+.PHONY: help bootstrap serve token test lint typecheck pytest bench bench-tools plan migrate postgres-binaries wrk oidc-provider dom
 
 help: ## list every target with what it does
 	@grep -hE '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /\1|/' | \
@@ -74,6 +74,14 @@ $(OIDC_PROVIDER)/node_modules/.package-lock.json: $(OIDC_PROVIDER)/package.json 
 	cd $(OIDC_PROVIDER) && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
+# jsdom (npm, exactly as locked), the DOM in which the tests render /docs and /redoc with their scripts.
+DOM := tests/support/dom
+dom: $(DOM)/node_modules/.package-lock.json ## install jsdom, the DOM the API docs pages are rendered in by the tests (npm ci)
+
+$(DOM)/node_modules/.package-lock.json: $(DOM)/package.json $(DOM)/package-lock.json | oidc-provider
+	cd $(DOM) && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
 lint: bootstrap ## ruff check and ruff format --check
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
@@ -81,7 +89,7 @@ lint: bootstrap ## ruff check and ruff format --check
 typecheck: bootstrap ## mypy --strict on service, stack, backend_iac and policy
 	$(RUN) mypy
 
-pytest: bootstrap postgres-binaries oidc-provider ## the test suite only (PYTEST_ARGS passes options, e.g. PYTEST_ARGS='-k auth')
+pytest: bootstrap postgres-binaries oidc-provider dom ## the test suite only (PYTEST_ARGS passes options, e.g. PYTEST_ARGS='-k auth')
 	$(RUN) pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest ## set up and run the whole test suite (lint, types, tests on SQLite and PostgreSQL)
