@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from backend_iac.evaluation_cache import CACHE_DIR_ENV
+from backend_iac.evaluation_cache import CACHE_DIR_ENV, EvaluationCache
 from service.config import Settings, load_settings
 from service.db.factory import open_store
 from service.db.store import Store
@@ -26,6 +26,16 @@ def evaluation_cache_dir(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pyte
     monkeypatch.setenv(
         CACHE_DIR_ENV, str(tmp_path_factory.getbasetemp() / "evaluation-cache" / uuid.uuid4().hex)
     )
+
+
+@pytest.fixture(scope="session")
+def shared_evaluations(tmp_path_factory: pytest.TempPathFactory) -> EvaluationCache:
+    """One evaluation cache for the whole session, for tests that evaluate the program many times over
+    (the stack and doctor suites). Its key hashes every input of an evaluation (config values, each file
+    of stack/ and service/*.py, the tool's code, the installed packages: backend_iac/evaluation_cache.py),
+    so a test that changed any of them evaluates afresh; one that did not gets the answer an identical
+    evaluation gave, read back and checked equal when it was stored. The cache's own tests use their own."""
+    return EvaluationCache(tmp_path_factory.mktemp("shared-evaluations"))
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from backend_iac.evaluate import Evaluation, evaluate_stack
+from backend_iac.evaluate import Evaluation, evaluate_stack, stack_config_values
+from backend_iac.evaluation_cache import EvaluationCache
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -40,15 +41,32 @@ def write_stack(root: Path, name: str, config: dict[str, Any]) -> Path:
     return path
 
 
+def _stack_file_for(root: Path, overrides: dict[str, Any]) -> None:
+    config = dict(BASE_CONFIG)
+    config.update({(k if ":" in k else f"backend-iac:{k}"): v for k, v in overrides.items()})
+    write_stack(root, "test", {key: value for key, value in config.items() if value is not None})
+
+
 @pytest.fixture
-def evaluate(tmp_path: Path) -> Evaluate:
-    """Evaluate the program for BASE_CONFIG plus overrides (short keys get backend-iac:, None removes)."""
+def evaluate(tmp_path: Path, shared_evaluations: EvaluationCache) -> Evaluate:
+    """Evaluate the program for BASE_CONFIG plus overrides (short keys get backend-iac:, None removes).
+
+    Through the session's shared evaluation cache: the same config evaluated by another test is read
+    back (what `evaluate_stack(tmp_path, "test", program=REPO)` would give; the cache's key covers it)."""
 
     def run(**overrides: Any) -> Evaluation:
-        config = dict(BASE_CONFIG)
-        config.update({(k if ":" in k else f"backend-iac:{k}"): v for k, v in overrides.items()})
-        config = {key: value for key, value in config.items() if value is not None}
-        write_stack(tmp_path, "test", config)
+        _stack_file_for(tmp_path, overrides)
+        return shared_evaluations.evaluate_program(REPO, "test", stack_config_values(tmp_path, "test"))
+
+    return run
+
+
+@pytest.fixture
+def evaluate_afresh(tmp_path: Path) -> Evaluate:
+    """As `evaluate`, but every call runs the program under the mocks (for tests about evaluation itself)."""
+
+    def run(**overrides: Any) -> Evaluation:
+        _stack_file_for(tmp_path, overrides)
         return evaluate_stack(tmp_path, "test", program=REPO)
 
     return run

@@ -294,10 +294,10 @@ def test_missing_stack_file_is_a_file_error(tmp_path: Path) -> None:
         evaluate_stack(tmp_path, "nope")
 
 
-def test_evaluations_in_one_process_are_independent(evaluate: Evaluate) -> None:
+def test_evaluations_in_one_process_are_independent(evaluate_afresh: Evaluate) -> None:
     """Evaluating twice in one process gives each run only its own resources."""
-    first = evaluate()
-    second = evaluate(enablePostgres=True)
+    first = evaluate_afresh()
+    second = evaluate_afresh(enablePostgres=True)
     assert first.of_type(SERVER) == []
     assert len(second.of_type(SERVER)) == 1
     assert len(second.of_type(WEB_APP)) == 1

@@ -175,7 +175,11 @@ def test_failing_readiness_names_the_dependency(
 ) -> None:
     """The new commit runs but its database is down: exit 6 naming `database` from the problem document."""
     dead = f"postgresql://backend:unused@127.0.0.1:{free_port()}/backend"
-    env = app_service_environment(issuer, tmp_path, deployment.bin_dir, DATABASE_URL=dead)
+    # Short database waits: a refused connection is known at once, and the start-up and readiness checks
+    # each wait DATABASE_POOL_TIMEOUT for it (3 s by default) before saying so.
+    env = app_service_environment(
+        issuer, tmp_path, deployment.bin_dir, DATABASE_URL=dead, DATABASE_POOL_TIMEOUT="1"
+    )
     with ServiceProcess(env=env, cwd=deployment.site, python_bin=deployment.bin_dir, workers=1) as service:
         result = verify(service.url, deployment.commit, timeout=4)
     assert result.returncode == Outcome.NOT_READY, result.stdout + result.stderr

@@ -15,6 +15,7 @@ import yaml
 
 from backend_iac.doctor.command import diagnose
 from backend_iac.doctor.findings import Finding
+from backend_iac.evaluation_cache import EvaluationCache
 
 REPO = Path(__file__).resolve().parents[3]
 SHA = "a457da9ea143d694b1b9c7c869ebb04ebe844ef5"
@@ -166,9 +167,12 @@ WORKFLOWS = {"ci.yml": CI, "deploy.yml": DEPLOY, "destroy.yml": DESTROY}
 class Tree:
     """A repository root in a temporary directory, with helpers to break one thing at a time."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, evaluations: EvaluationCache | None = None) -> None:
         self.root = root
         self.config: dict[str, Any] = dict(STACK_CONFIG)
+        # The session's shared cache: a tree whose program files and config another test already
+        # evaluated is not evaluated again (the key covers every input; see tests/conftest.py).
+        self.evaluations = evaluations
 
     def write(self, relative: str, text: str) -> Path:
         path = self.root / relative
@@ -202,11 +206,11 @@ class Tree:
         self.write(f".github/workflows/{name}", text)
 
     def findings(self) -> list[Finding]:
-        return diagnose(self.root, "dev")
+        return diagnose(self.root, "dev", cache=self.evaluations)
 
 
 @pytest.fixture
-def tree(tmp_path: Path) -> Tree:
+def tree(tmp_path: Path, shared_evaluations: EvaluationCache) -> Tree:
     """A clean tree: the doctor finds nothing in it."""
     for relative in (
         "Pulumi.yaml",
@@ -220,7 +224,7 @@ def tree(tmp_path: Path) -> Tree:
         shutil.copy(REPO / relative, tmp_path / relative)
     # The tree's own program: the doctor evaluates the checkout it is pointed at, not this one.
     shutil.copytree(REPO / "stack", tmp_path / "stack", ignore=shutil.ignore_patterns("__pycache__"))
-    built = Tree(tmp_path)
+    built = Tree(tmp_path, shared_evaluations)
     built.set_config()
     for name, text in WORKFLOWS.items():
         built.workflow(name, text)
