@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
+from starlette.routing import BaseRoute
 
 from service import telemetry
 from service.auth import JwksCache, KeySource, StaticKeys, TokenVerifier
@@ -22,6 +24,7 @@ from service.problems import PROBLEM_JSON, install_problem_handlers
 from service.routes import health, items, version
 from service.routes.docs import install_api_docs
 from service.schemas import Problem
+from service.startup import HEALTH_PATH
 
 logger = logging.getLogger("backend_iac")
 
@@ -117,6 +120,24 @@ def _add_routes(app: FastAPI, router: APIRouter) -> None:
     app.router.routes.extend(router.routes)
 
 
+def _busiest_routes_first(app: FastAPI) -> None:
+    """Order the app's routes by how often they are asked for: the liveness probe, then the API, then
+    the rest (the OpenAPI document, the docs pages, readiness, version).
+
+    Starlette tries routes in order until one matches, at a few microseconds per route: the item routes
+    came after ten others. No two routes' paths overlap except /healthz's (the plain probe route first,
+    then its documented operations), and a stable sort keeps that and every other relative order.
+    """
+
+    def rank(route: BaseRoute) -> int:
+        path = getattr(route, "path", "")
+        if path == HEALTH_PATH and not isinstance(route, APIRoute):
+            return 0
+        return 1 if path.startswith(items.router.prefix) else 2
+
+    app.router.routes.sort(key=rank)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; settings default to the environment's, read once."""
 
@@ -170,12 +191,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,  # served by install_api_docs, from this process instead of a CDN
         redoc_url=None,
+        # FastAPI's own OpenTelemetry support (0.165) off: service.telemetry instruments the app with
+        # opentelemetry-instrumentation-fastapi when Application Insights is on, and FastAPI stands its
+        # own spans, metrics and logs down whenever that middleware is present (fastapi/telemetry/_asgi.py,
+        # legacy_otel). Said here, it also stops FastAPI asking the global providers on every request
+        # whether telemetry is configured.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     _complete_openapi_document(app)
     install_api_docs(app)
     install_problem_handlers(app)
     for router in (health.router, version.router, items.router):
         _add_routes(app, router)
+    _busiest_routes_first(app)
     # Our own limiter, not FastAPI's max_body_size: that one answers some refusals in plain text,
     # and every error here is a problem document.
     # Without settings here the limits come from the settings the lifespan reads (MAX_BODY_BYTES and

@@ -23,3 +23,17 @@ def test_the_probe_answers_get_and_head_and_stays_documented(client: TestClient)
     assert refused.status_code == 405, refused.text
     assert refused.headers["content-type"] == "application/problem+json"
     assert "GET" in refused.headers["allow"]
+
+
+def test_routes_are_tried_busiest_first() -> None:
+    """Starlette tries routes in order: the probe first, then the API's, then the documents and metadata
+    (issue 19: the item routes used to come eleventh). Every route is still there, once."""
+    from service.main import create_app
+
+    app = create_app()
+    paths = [getattr(route, "path", "") for route in app.router.routes]
+    assert paths[0] == "/healthz"
+    api = [index for index, path in enumerate(paths) if path.startswith("/api/v1/items")]
+    assert api == list(range(1, 6)), paths
+    assert {"/openapi.json", "/docs", "/redoc", "/readyz", "/version", "/docs/assets"} <= set(paths[6:])
+    assert paths.count("/healthz") == 3  # the plain probe route, then the documented GET and HEAD
