@@ -20,12 +20,19 @@ from tests.support.tcp_proxy import FreezableProxy
 
 
 @pytest.fixture(autouse=True)
-def evaluation_cache_dir(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Every test's `backend-iac plan`/`doctor` (in process or not) starts with an empty evaluation cache
-    of its own, never the user's: each test evaluates what it wrote, as before the cache existed."""
-    monkeypatch.setenv(
-        CACHE_DIR_ENV, str(tmp_path_factory.getbasetemp() / "evaluation-cache" / uuid.uuid4().hex)
-    )
+def evaluation_cache_dir(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """`backend-iac plan`/`doctor` (in process or not) never use the user's evaluation cache here.
+
+    The cache's own tests (tests/backend_iac/test_evaluation_cache.py) each start with an empty one. Every
+    other test shares one cache for the session: its key hashes every input of an evaluation (see
+    `shared_evaluations` below), so a test that wrote a different program or config evaluates afresh,
+    and one that did not reads back what an identical evaluation gave.
+    """
+    base = tmp_path_factory.getbasetemp() / "evaluation-cache"
+    own = request.node.path.name == "test_evaluation_cache.py"
+    monkeypatch.setenv(CACHE_DIR_ENV, str(base / (uuid.uuid4().hex if own else "shared")))
 
 
 @pytest.fixture(scope="session")
