@@ -3,6 +3,7 @@ server), its lifespan run against a real database and the local OIDC issuer, wit
 
     uv run python -m bench.profile_request --database sqlite --requests 3000
     uv run python -m bench.profile_request --database postgres --path /healthz
+    uv run python -m bench.profile_request --database postgres --telemetry --top 40
 
 Prints the time per request without the profiler (the real figure), then, from the profiled run, each
 layer's cumulative time per request and its share of the profiled total. cProfile inflates Python-heavy
@@ -27,6 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from tests.support.ingestion_sink import IngestionSink
 from tests.support.issuer import AUDIENCE, LocalIssuer
 from tests.support.postgres import PostgresServer
 
@@ -144,6 +146,10 @@ async def _measure(args: argparse.Namespace, database_url: str, issuer: LocalIss
         auth_audience=AUDIENCE,
         build_info_path=home / "missing-build-info.json",
     )
+    if args.telemetry:  # as gunicorn's post_fork does, before the app exists: create_app instruments it
+        from service import telemetry
+
+        telemetry.start(args.telemetry)
     app = create_app(settings)
     token = issuer.mint(ttl=3600)
     headers = [(b"host", b"127.0.0.1"), (b"authorization", f"Bearer {token}".encode())]
@@ -198,6 +204,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=5, help="unprofiled runs; the fastest is printed")
     parser.add_argument("--top", type=int, default=0, help="also print the N functions with most own time")
     parser.add_argument("--path", default=None, help="default: an item the run creates (authenticated)")
+    parser.add_argument(
+        "--telemetry",
+        action="store_true",
+        help="with Application Insights on, exporting to a loopback ingestion sink (as make bench does)",
+    )
     args = parser.parse_args(argv)
     home = Path(tempfile.mkdtemp(prefix="backend-iac-profile-"))
     issuer = LocalIssuer().start()
@@ -210,7 +221,10 @@ def main(argv: list[str] | None = None) -> int:
             database_url = postgres.create_database("profile")
         else:
             database_url = f"sqlite:///{home / 'items.sqlite3'}"
-        asyncio.run(_measure(args, database_url, issuer, home))
+        with contextlib.ExitStack() as stack:
+            if args.telemetry:
+                args.telemetry = stack.enter_context(IngestionSink()).connection_string
+            asyncio.run(_measure(args, database_url, issuer, home))
     finally:
         if postgres is not None:
             postgres.destroy()
