@@ -49,7 +49,7 @@ LAYERS: tuple[tuple[str, str, str], ...] = (
     ("        routing (Router.app)", "matching, then the route", "starlette.routing:Router.app"),
     ("          dependencies", "params, caller, store", "fastapi.dependencies.utils:solve_dependencies"),
     ("            path/query/header validation", "", "fastapi.dependencies.utils:request_params_to_args"),
-    ("            caller (token, scope)", "", "service.deps:_caller_with.<locals>.caller"),
+    ("            caller (token, scope)", "", "service.deps:_access_with.<locals>.access"),
     ("              verified-token cache lookup", "sha256 + TLRU get", "service.auth:TokenVerifier.verify"),
     ("          endpoint (get_item)", "store call, ItemPublic.of", "service.routes.items:get_item"),
     ("            store call", "backend included", "service.db.store:Store.get_item"),

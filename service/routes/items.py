@@ -8,7 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, Header, HTTPException, Path, Query, Response, status
 
 from service.db.records import UNSET
-from service.deps import Reader, StoreDep, Writer
+from service.deps import Reader, Writer
 from service.schemas import ItemCreate, ItemPage, ItemPublic, ItemUpdate
 
 router = APIRouter(prefix="/api/v1/items", tags=["items"])
@@ -66,13 +66,12 @@ def _not_found() -> HTTPException:
 )
 async def create_item(
     body: ItemCreate,
-    caller: Writer,
-    store: StoreDep,
+    access: Writer,
     response: Response,
     idempotency_key: IdempotencyKey = None,
 ) -> ItemPublic:
-    item = await store.create_item(
-        owner=caller.subject,
+    item = await access.store.create_item(
+        owner=access.caller.subject,
         name=body.name,
         description=body.description,
         idempotency_key=idempotency_key.strip('"') if idempotency_key else None,
@@ -85,13 +84,12 @@ async def create_item(
     "", responses=_AUTH_RESPONSES, summary="List the caller's items, oldest first", openapi_extra=_SECURED
 )
 async def list_items(
-    caller: Reader,
-    store: StoreDep,
+    access: Reader,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> ItemPage:
     # One row more than asked for tells whether another page exists without a count query.
-    items = await store.list_items(owner=caller.subject, limit=limit + 1, offset=offset)
+    items = await access.store.list_items(owner=access.caller.subject, limit=limit + 1, offset=offset)
     has_more = len(items) > limit
     return ItemPage(
         items=[ItemPublic.of(item) for item in items[:limit]],
@@ -104,8 +102,8 @@ async def list_items(
 @router.get(
     "/{item_id}", responses={**_AUTH_RESPONSES, **_NOT_FOUND}, summary="Read one item", openapi_extra=_SECURED
 )
-async def get_item(item_id: ItemId, caller: Reader, store: StoreDep) -> ItemPublic:
-    item = await store.get_item(owner=caller.subject, item_id=str(item_id))
+async def get_item(item_id: ItemId, access: Reader) -> ItemPublic:
+    item = await access.store.get_item(owner=access.caller.subject, item_id=str(item_id))
     if item is None:
         raise _not_found()
     return ItemPublic.of(item)
@@ -117,10 +115,10 @@ async def get_item(item_id: ItemId, caller: Reader, store: StoreDep) -> ItemPubl
     summary="Change an item's fields",
     openapi_extra=_SECURED,
 )
-async def update_item(item_id: ItemId, body: ItemUpdate, caller: Writer, store: StoreDep) -> ItemPublic:
+async def update_item(item_id: ItemId, body: ItemUpdate, access: Writer) -> ItemPublic:
     fields = body.model_fields_set  # a null name never gets here: ItemUpdate refuses it (422)
-    item = await store.update_item(
-        owner=caller.subject,
+    item = await access.store.update_item(
+        owner=access.caller.subject,
         item_id=str(item_id),
         name=body.name if "name" in fields else UNSET,
         description=body.description if "description" in fields else UNSET,
@@ -138,6 +136,6 @@ async def update_item(item_id: ItemId, body: ItemUpdate, caller: Writer, store: 
     summary="Delete an item",
     openapi_extra=_SECURED,
 )
-async def delete_item(item_id: ItemId, caller: Writer, store: StoreDep) -> None:
-    if not await store.delete_item(owner=caller.subject, item_id=str(item_id)):
+async def delete_item(item_id: ItemId, access: Writer) -> None:
+    if not await access.store.delete_item(owner=access.caller.subject, item_id=str(item_id)):
         raise _not_found()
