@@ -30,9 +30,19 @@ def evaluation_cache_dir(
     `shared_evaluations` below), so a test that wrote a different program or config evaluates afresh,
     and one that did not reads back what an identical evaluation gave.
     """
-    base = tmp_path_factory.getbasetemp() / "evaluation-cache"
     own = request.node.path.name == "test_evaluation_cache.py"
-    monkeypatch.setenv(CACHE_DIR_ENV, str(base / (uuid.uuid4().hex if own else "shared")))
+    directory = (
+        _cache_root(tmp_path_factory) / uuid.uuid4().hex if own else _shared_cache_dir(tmp_path_factory)
+    )
+    monkeypatch.setenv(CACHE_DIR_ENV, str(directory))
+
+
+def _cache_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.getbasetemp() / "evaluation-cache"
+
+
+def _shared_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _cache_root(tmp_path_factory) / "shared"
 
 
 @pytest.fixture(scope="session")
@@ -41,8 +51,9 @@ def shared_evaluations(tmp_path_factory: pytest.TempPathFactory) -> EvaluationCa
     (the stack and doctor suites). Its key hashes every input of an evaluation (config values, each file
     of stack/ and service/*.py, the tool's code, the installed packages: backend_iac/evaluation_cache.py),
     so a test that changed any of them evaluates afresh; one that did not gets the answer an identical
-    evaluation gave, read back and checked equal when it was stored. The cache's own tests use their own."""
-    return EvaluationCache(tmp_path_factory.mktemp("shared-evaluations"))
+    evaluation gave, read back and checked equal when it was stored. The same directory the CLI is pointed
+    at (evaluation_cache_dir), so an evaluation made either way serves both."""
+    return EvaluationCache(_shared_cache_dir(tmp_path_factory))
 
 
 @pytest.fixture(scope="session")
