@@ -148,6 +148,13 @@ def _show(key: str, value: Any) -> str:
     return json.dumps(value) if isinstance(value, bool | int | float) else str(value)
 
 
+def _violation_where(violation: Mapping[str, Any]) -> str:
+    """The resource a violation names, as ' <type> <name>:', or '' for one on the stack as a whole."""
+    if not violation["resource_name"]:
+        return ""
+    return f" {violation['resource_type']} {violation['resource_name']}:"
+
+
 def _print_text(report: Mapping[str, Any], out: TextIO) -> None:
     resources = report["resources"]
     out.write(
@@ -166,11 +173,7 @@ def _print_text(report: Mapping[str, Any], out: TextIO) -> None:
     else:
         out.write(f"{len(violations)} violation(s)\n")
         for violation in violations:
-            where = (
-                f" {violation['resource_type']} {violation['resource_name']}:"
-                if violation["resource_name"]
-                else ""
-            )
+            where = _violation_where(violation)
             out.write(f"  [{violation['policy']}]{where} {violation['message']}\n")
     cost = report["estimate"]
     out.write(f"\nMonthly cost estimate: ${report['monthly_cost_usd']:.2f} USD\n")
@@ -210,11 +213,7 @@ def _print_table(report: Mapping[str, Any], out: TextIO) -> None:
     else:
         console.print(f"Policy pack (policy/): [bold red]{len(violations)} violation(s)[/bold red]")
         for violation in violations:
-            where = (
-                f" {violation['resource_type']} {violation['resource_name']}:"
-                if violation["resource_name"]
-                else ""
-            )
+            where = _violation_where(violation)
             console.print(
                 f"  [red]\\[{escape(violation['policy'])}][/red]{escape(where)} {escape(violation['message'])}"
             )
